@@ -1,0 +1,35 @@
+# The two commands of the README:  `make render`  and  `make test`.
+# Each installs what it needs by itself: Python packages into .venv, Debian tools with apt-get.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: render test validate lint bench system-deps venv clean
+
+## Render every stack's Kubernetes objects to dist/<stack>/ and print a summary per stack.
+render: $(VENV)/.runtime-installed
+	$(PY) -m tools.render
+
+## Run the whole test suite: lint, types, unit tests with mocks, schemas, checkov, real tools and servers.
+test: $(VENV)/.dev-installed system-deps
+	$(PY) -m pytest
+
+venv: $(VENV)/.dev-installed
+
+$(VENV)/.runtime-installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## Debian packages the tests drive for real (promtool, amtool, PostgreSQL, Redis).
+system-deps:
+	@tools/install-system-deps.sh
+
+clean:
+	rm -rf dist .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources that build the platform from typed settings."""

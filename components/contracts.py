@@ -1,0 +1,33 @@
+"""What shared dependencies (PostgreSQL, Redis) hand to the services that use them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from services.model import Dependency
+
+
+@dataclass(frozen=True)
+class DependencyBinding:
+    """How one service reaches one dependency.
+
+    ``secret_name`` is a Secret in the platform namespace, made for this service only,
+    whose keys become environment variables of the service (``DATABASE_URL``,
+    ``REDIS_URL``...). ``egress`` are NetworkPolicy egress rules (Pulumi dict form,
+    snake_case keys) the service's own policy must allow to reach the dependency.
+    """
+
+    dependency: Dependency
+    secret_name: str
+    egress: list[dict[str, Any]] = field(default_factory=list)
+
+
+class DependencyProvider(Protocol):
+    """A component that serves a shared dependency to the services that declare it."""
+
+    dependency: Dependency
+
+    def binding_for(self, service: str) -> DependencyBinding:
+        """The binding of ``service``; raises KeyError for a service that did not declare it."""
+        ...

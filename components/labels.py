@@ -1,0 +1,54 @@
+"""Kubernetes labels, generated in one place.
+
+Every object carries the ``app.kubernetes.io/*`` recommended labels and ``codai.io/tier``.
+Selectors use only labels that never change over a workload's life (never the version),
+so a rollout cannot orphan pods.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PART_OF = "codai"
+MANAGED_BY = "pulumi"
+TIER_LABEL = "codai.io/tier"
+NAME = "app.kubernetes.io/name"
+INSTANCE = "app.kubernetes.io/instance"
+COMPONENT = "app.kubernetes.io/component"
+
+#: ``codai.io/tier`` of objects shared by the whole platform, and of the data services.
+PLATFORM_TIER = "platform"
+DATA_TIER = "data"
+
+
+def selector(name: str) -> dict[str, str]:
+    """Labels that select a workload's pods; stable for the workload's whole life."""
+    return {NAME: name, INSTANCE: name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def labels(name: str, component: str, tier: str, version: str | None = None) -> dict[str, str]:
+    """The full label set of an object belonging to ``name``."""
+    result = {
+        **selector(name),
+        COMPONENT: component,
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        TIER_LABEL: tier,
+    }
+    if version:
+        result["app.kubernetes.io/version"] = version
+    return result
+
+
+def metadata(
+    name: str,
+    namespace: str | None,
+    object_labels: dict[str, str],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """ObjectMeta with the name and namespace always set: mocks (and renders) have no provider defaults."""
+    meta: dict[str, Any] = {"name": name, "labels": dict(object_labels)}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta

@@ -1,0 +1,84 @@
+"""Shared pydantic plumbing and small validated value types for stack settings."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class SettingsModel(BaseModel):
+    """Base of every stack-config model.
+
+    Keys are camelCase in stack files (Pulumi's convention) and snake_case in Python.
+    Unknown keys are errors: a typo must never be silently ignored.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        validate_default=True,
+    )
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
+_REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
+_K8S_VERSION = re.compile(r"^1\.(\d{2})$")
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError(f"{value!r} is not a DNS label (lowercase a-z, 0-9 and '-', at most 63 characters)")
+    return value
+
+
+def _hostname(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or not all(_DNS_LABEL.match(label) and len(label) <= 63 for label in labels):
+        raise ValueError(f"{value!r} is not a valid DNS hostname such as 'staging.codai.dev' (lowercase, dotted)")
+    return value
+
+
+def _image_tag(value: str) -> str:
+    if not _IMAGE_TAG.match(value):
+        raise ValueError(f"{value!r} is not a valid image tag")
+    if value == "latest":
+        raise ValueError("'latest' is not a pinned version; use a release tag such as '2024.12.1'")
+    return value
+
+
+def _digest(value: str) -> str:
+    if not _DIGEST.match(value):
+        raise ValueError(f"{value!r} is not an image digest of the form 'sha256:<64 hex digits>'")
+    return value
+
+
+def _registry(value: str) -> str:
+    if not _REGISTRY.match(value):
+        raise ValueError(f"{value!r} is not an image registry path such as 'ghcr.io/codai'")
+    return value
+
+
+def _k8s_version(value: str) -> str:
+    if not _K8S_VERSION.match(value):
+        raise ValueError(f"{value!r} is not a Kubernetes minor version such as '1.30'")
+    return value
+
+
+DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+Hostname = Annotated[str, AfterValidator(_hostname)]
+ImageTag = Annotated[str, AfterValidator(_image_tag)]
+ImageDigest = Annotated[str, AfterValidator(_digest)]
+Registry = Annotated[str, AfterValidator(_registry)]
+KubernetesVersion = Annotated[str, AfterValidator(_k8s_version)]
+
+
+def minor(version: str) -> int:
+    """``"1.30"`` -> ``30``."""
+    return int(version.split(".")[1])

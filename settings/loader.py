@@ -1,0 +1,124 @@
+"""Validate a whole stack's configuration at once, before any resource exists.
+
+:func:`load_settings` takes the stack's config as plain data (what ``pulumi.Config``
+returns), so it is tested without Pulumi. Every problem found is collected into one
+:class:`SettingsError` that names the stack file and each key path, so a user fixes
+them all in one go and nothing is deployed half-way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.catalog import CATALOG, Catalog
+from services.tiers import Tier
+from settings.environment import ResolvedQuota
+from settings.quantities import Cpu, Memory
+from settings.resolve import Problem, ResolvedService, resolve_services
+from settings.stack import CONFIG_KEYS, StackSettings
+
+PROJECT = "codai-platform"
+
+
+class SettingsError(ValueError):
+    """The stack configuration is invalid; the message lists every problem with its key."""
+
+    def __init__(self, stack: str, problems: Sequence[Problem], project: str = PROJECT) -> None:
+        self.stack_file = f"Pulumi.{stack}.yaml"
+        self.problems = list(problems)
+        lines = [f"{self.stack_file}: invalid configuration ({len(self.problems)} problem(s)); nothing was deployed."]
+        lines += [f"  - {project}:{path}: {message}" for path, message in self.problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """A stack's validated settings and the resolved plan of every service."""
+
+    stack: str
+    settings: StackSettings
+    services: tuple[ResolvedService, ...]
+    quota: ResolvedQuota
+
+    def in_tier(self, tier: Tier) -> list[ResolvedService]:
+        return [service for service in self.services if service.tier == tier]
+
+    def service(self, name: str) -> ResolvedService:
+        return next(service for service in self.services if service.name == name)
+
+    def requested_at_max_scale(self) -> tuple[Cpu, Memory, Memory]:
+        """CPU and memory requests, and memory limits, with every service at its HPA ceiling."""
+        cpu = sum(s.cpu_request.millis * s.replicas_max for s in self.services)
+        memory = sum(s.memory_request.bytes * s.replicas_max for s in self.services)
+        memory_limits = sum(s.memory_limit.bytes * s.replicas_max for s in self.services)
+        return Cpu(cpu), Memory(memory), Memory(memory_limits)
+
+
+def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATALOG) -> PlatformSettings:
+    """Validate ``config`` (top-level key -> value, without the project prefix) for ``stack``."""
+    problems: list[Problem] = [
+        (key, f"unknown configuration key; known keys: {', '.join(CONFIG_KEYS)}")
+        for key in sorted(config)
+        if key not in CONFIG_KEYS
+    ]
+    known = {key: value for key, value in config.items() if key in CONFIG_KEYS}
+    try:
+        settings = StackSettings.model_validate(known)
+    except ValidationError as error:
+        raise SettingsError(stack, problems + _pydantic_problems(error)) from None
+
+    services, resolve_problems = resolve_services(settings, catalog)
+    problems += resolve_problems
+    quota = settings.environment.quota.resolved(settings.environment.sizing)
+    platform = PlatformSettings(stack=stack, settings=settings, services=tuple(services), quota=quota)
+    if not problems:
+        problems += _capacity_problems(platform)
+    if problems:
+        raise SettingsError(stack, problems)
+    return platform
+
+
+def _capacity_problems(platform: PlatformSettings) -> list[Problem]:
+    """A quota that cannot hold every service at its HPA ceiling would silently cap autoscaling."""
+    cpu, memory, memory_limits = platform.requested_at_max_scale()
+    quota = platform.quota
+    checks = [
+        ("requestsCpu", cpu, quota.requests_cpu),
+        ("requestsMemory", memory, quota.requests_memory),
+        ("limitsMemory", memory_limits, quota.limits_memory),
+    ]
+    return [
+        (
+            f"environment.quota.{key}",
+            f"{limit} cannot hold every service at its replicas.max ({needed} needed); raise the quota"
+            " or lower the tier ceilings",
+        )
+        for key, needed, limit in checks
+        if needed > limit
+    ]
+
+
+def _pydantic_problems(error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        path = ""
+        for part in item["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part == "[key]":
+                continue
+            else:
+                path += f".{part}" if path else str(part)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling and place)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        elif "input" in item and not isinstance(item["input"], (dict, list)) and repr(item["input"]) not in message:
+            message += f" (got {item['input']!r})"
+        problems.append((path, message))
+    return problems

@@ -1,0 +1,146 @@
+"""Merge the layers (sizing table <- tier <- service) into one concrete plan per service.
+
+Each merged value remembers the key that set it, so that a bad combination
+(``replicas.min`` above ``replicas.max``, a request above its limit) is reported at the
+stack key a user can change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic.alias_generators import to_camel
+
+from services.catalog import Catalog
+from services.model import ServiceSpec
+from services.tiers import TIER_POLICIES, Tier, TierPolicy
+from settings.defaults import SIZING
+from settings.quantities import Cpu, Memory
+from settings.stack import ServiceOverrides, StackSettings
+from settings.workload import WorkloadOverrides
+
+#: A problem found while resolving: (key path, message).
+Problem = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class ResolvedService:
+    """Everything needed to deploy one service in one stack, fully decided."""
+
+    spec: ServiceSpec
+    policy: TierPolicy
+    image: str
+    replicas_min: int
+    replicas_max: int
+    cpu_request: Cpu
+    cpu_limit: Cpu
+    memory_request: Memory
+    memory_limit: Memory
+    target_cpu_utilization: int
+    target_memory_utilization: int
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def tier(self) -> Tier:
+        return self.spec.tier
+
+
+class _Layered:
+    """Looks a dotted field up through the layers, last one wins, and says where it came from."""
+
+    def __init__(self, layers: Sequence[tuple[str, WorkloadOverrides]]) -> None:
+        self._layers = layers
+
+    def get(self, dotted: str) -> tuple[Any, str]:
+        found: tuple[Any, str] | None = None
+        for where, layer in self._layers:
+            value: Any = layer
+            for part in dotted.split("."):
+                value = getattr(value, part)
+            if value is not None:
+                found = (value, where)
+        if found is None:  # the defaults table fills every field
+            raise AssertionError(f"no layer sets {dotted}")
+        return found
+
+
+def _camel(dotted: str) -> str:
+    """``autoscaling.target_cpu_utilization`` -> ``autoscaling.targetCpuUtilization``: the stack-file spelling."""
+    return ".".join(to_camel(part) for part in dotted.split("."))
+
+
+def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[ResolvedService], list[Problem]]:
+    """Resolve every catalog service; returns the plans and the problems found (if any)."""
+    problems: list[Problem] = []
+    for name in settings.services:
+        if name not in catalog:
+            problems.append((f"services.{name}", f"unknown service {name!r}{_suggest(name, catalog)}"))
+
+    env = settings.environment
+    plans = []
+    for spec in catalog.values():
+        overrides = settings.services.get(spec.name, ServiceOverrides())
+        layers: list[tuple[str, WorkloadOverrides]] = [
+            (f"environment.sizing ({env.sizing.value} defaults for {spec.tier.value})", SIZING[env.sizing][spec.tier]),
+        ]
+        if spec.tier in settings.tiers:
+            layers.append((f"tiers.{spec.tier.value}", settings.tiers[spec.tier]))
+        layers.append((f"services.{spec.name}", overrides))
+        values = _Layered(layers)
+
+        def pick(dotted: str, values: _Layered = values) -> Any:
+            return values.get(dotted)[0]
+
+        def where(dotted: str, values: _Layered = values) -> str:
+            return f"{values.get(dotted)[1]}.{_camel(dotted)}"
+
+        plan = ResolvedService(
+            spec=spec,
+            policy=TIER_POLICIES[spec.tier],
+            image=_image(settings, spec, overrides),
+            replicas_min=pick("replicas.min"),
+            replicas_max=pick("replicas.max"),
+            cpu_request=pick("resources.requests.cpu"),
+            cpu_limit=pick("resources.limits.cpu"),
+            memory_request=pick("resources.requests.memory"),
+            memory_limit=pick("resources.limits.memory"),
+            target_cpu_utilization=pick("autoscaling.target_cpu_utilization"),
+            target_memory_utilization=pick("autoscaling.target_memory_utilization"),
+            env=dict(overrides.env),
+        )
+        if plan.replicas_min > plan.replicas_max:
+            problems.append((
+                where("replicas.min"),
+                f"{spec.name}: replicas.min {plan.replicas_min} is above replicas.max {plan.replicas_max}"
+                f" (max from {where('replicas.max')})",
+            ))
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(plan, f"{kind}_request"), getattr(plan, f"{kind}_limit")
+            if request > limit:
+                problems.append((
+                    where(f"resources.requests.{kind}"),
+                    f"{spec.name}: {kind} request {request} is above its limit {limit}"
+                    f" (limit from {where(f'resources.limits.{kind}')})",
+                ))
+        plans.append(plan)
+    return plans, problems
+
+
+def _image(settings: StackSettings, spec: ServiceSpec, overrides: ServiceOverrides) -> str:
+    repository = f"{settings.environment.image_registry}/{spec.repository}"
+    if overrides.image.digest:
+        return f"{repository}@{overrides.image.digest}"
+    return f"{repository}:{overrides.image.tag or settings.environment.release}"
+
+
+def _suggest(name: str, catalog: Catalog) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(catalog), n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; known services: {', '.join(catalog)}"

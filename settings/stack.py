@@ -1,0 +1,63 @@
+"""The root of a stack's configuration: one field per top-level config key."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import Field, field_validator, model_validator
+
+from services.tiers import Tier
+from settings.base import ImageDigest, ImageTag, SettingsModel
+from settings.environment import EnvironmentSettings
+from settings.monitoring import MonitoringSettings
+from settings.workload import WorkloadOverrides
+
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+FlagValue = bool | int | str
+
+
+class ImageOverride(SettingsModel):
+    tag: ImageTag | None = Field(default=None, description="Pins this service's tag; environment.release when unset.")
+    digest: ImageDigest | None = Field(default=None, description="Pins the exact image; wins over the tag.")
+
+
+class ServiceOverrides(WorkloadOverrides):
+    """What a stack may change for one service, on top of its tier."""
+
+    image: ImageOverride = Field(default_factory=ImageOverride)
+    env: dict[str, str] = Field(
+        default_factory=dict, description="Extra non-secret settings, rendered into the service's ConfigMap."
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [key for key in value if not _ENV_NAME.match(key)]
+        if bad:
+            raise ValueError(f"environment variable names must be UPPER_SNAKE, got {bad}")
+        return value
+
+
+class StackSettings(SettingsModel):
+    """Everything a stack file may say. Each field is one ``codai-platform:<key>``."""
+
+    environment: EnvironmentSettings
+    tiers: dict[Tier, WorkloadOverrides] = Field(
+        default_factory=dict, description="Per-tier overrides of the sizing profile."
+    )
+    services: dict[str, ServiceOverrides] = Field(
+        default_factory=dict, description="Per-service overrides, keyed by catalog name."
+    )
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    @model_validator(mode="after")
+    def _monitoring_elsewhere(self) -> StackSettings:
+        if self.monitoring.namespace == self.environment.namespace:
+            raise ValueError("monitoring.namespace must differ from environment.namespace")
+        return self
+
+
+#: Top-level config keys, as written in stack files (``codai-platform:<key>``).
+CONFIG_KEYS: tuple[str, ...] = tuple(
+    (field.alias or name) for name, field in StackSettings.model_fields.items()
+)

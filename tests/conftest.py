@@ -1,0 +1,66 @@
+"""Shared fixtures: stack runs under Pulumi mocks, and real tools that must exist under CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools.offline import StackRun, discover_stacks, run_stack
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+STACKS = discover_stacks()
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str, *extra_dirs: str) -> str:
+    """Path of a real binary; without it the test skips locally and fails under CI=true."""
+    found = shutil.which(name, path=os.pathsep.join([*extra_dirs, os.environ.get("PATH", "")]))
+    if found:
+        return found
+    message = f"{name} is not installed (run `make test`, which installs it with apt-get)"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def require_path(path: Path, what: str) -> Path:
+    """A file the tests need from outside the repository (../shared); same CI rule as tools."""
+    if path.exists():
+        return path
+    message = f"{what} not found at {path}"
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+_RUNS: dict[str, StackRun] = {}
+
+
+def stack_run(stack: str) -> StackRun:
+    """The program run once per stack per test session (runs are deterministic)."""
+    if stack not in _RUNS:
+        _RUNS[stack] = run_stack(stack)
+    return _RUNS[stack]
+
+
+@pytest.fixture(params=STACKS)
+def any_stack(request: pytest.FixtureRequest) -> StackRun:
+    """Each stack file of the repository in turn."""
+    return stack_run(request.param)
+
+
+@pytest.fixture
+def staging() -> StackRun:
+    return stack_run("staging")
+
+
+@pytest.fixture
+def production() -> StackRun:
+    return stack_run("production")

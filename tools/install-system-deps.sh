@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages whose real binaries the tests run, when they are missing.
+# Prints nothing when everything is already there.
+set -euo pipefail
+
+declare -A wanted=(
+  [promtool]=prometheus
+  [amtool]=prometheus-alertmanager
+  [redis-server]=redis-server
+  [pg_ctl]=postgresql
+)
+missing=()
+for tool in "${!wanted[@]}"; do
+  if ! command -v "$tool" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$tool" >/dev/null 2>&1; then
+    missing+=("${wanted[$tool]}")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "Installing Debian packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The packages start their own daemons; the tests start private servers instead.
+for service in prometheus prometheus-alertmanager redis-server postgresql; do
+  $sudo service "$service" stop >/dev/null 2>&1 || true
+done

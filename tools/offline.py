@@ -1,0 +1,187 @@
+"""Run the real Pulumi program in-process with Pulumi's mocks, and record what it registers.
+
+This is how the platform is proven without the Pulumi CLI or a cluster: the render
+(``tools/render.py``), the validation tools and the tests all call :func:`run_stack`,
+which executes ``__main__.py`` exactly as ``pulumi up`` would, with the stack file's
+config, and returns every resource with its inputs, parent and options.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import runpy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "codai-platform"
+REDACTED = "<redacted>"
+
+
+@dataclass
+class Registered:
+    """One resource as the engine would have seen it."""
+
+    urn: str
+    type: str
+    name: str
+    custom: bool
+    parent: str
+    inputs: dict[str, Any]
+    protect: bool = False
+    retain_on_delete: bool = False
+    delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
+
+    @property
+    def is_kubernetes(self) -> bool:
+        return self.custom and self.type.startswith("kubernetes:")
+
+    def manifest(self, redact: bool = True) -> dict[str, Any]:
+        """The Kubernetes object, with secret values redacted and numbers as the API has them."""
+        return _plain(self.inputs, redact)
+
+
+@dataclass
+class StackRun:
+    stack: str
+    resources: list[Registered]
+    outputs: dict[str, Any]
+
+    def kubernetes_objects(self, redact: bool = True) -> list[dict[str, Any]]:
+        return [r.manifest(redact) for r in self.resources if r.is_kubernetes]
+
+    def of_kind(self, kind: str) -> list[dict[str, Any]]:
+        return [obj for obj in self.kubernetes_objects() if obj.get("kind") == kind]
+
+    def get(self, kind: str, name: str) -> dict[str, Any]:
+        matches = [obj for obj in self.of_kind(kind) if obj["metadata"]["name"] == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} {kind} objects named {name!r}")
+        return matches[0]
+
+    def resource(self, kind: str, name: str) -> Registered:
+        for r in self.resources:
+            if r.is_kubernetes and r.inputs.get("kind") == kind and r.inputs.get("metadata", {}).get("name") == name:
+                return r
+        raise KeyError(f"no {kind} {name!r}")
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Providers' answers: a resource's outputs are its inputs, plus what a provider computes."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        outputs = dict(args.inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            # Deterministic, so renders are reproducible; the real provider draws a random value.
+            digest = hashlib.sha256(args.name.encode()).hexdigest()
+            outputs["result"] = digest[: int(args.inputs.get("length", 32))]
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The stock mock monitor, also keeping the options a real engine would act on."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.registered: list[Registered] = []
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.registered.append(
+                Registered(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    custom=bool(request.custom),
+                    parent=request.parent,
+                    inputs=rpc.deserialize_properties(request.object) if request.object else {},
+                    protect=bool(request.protect),
+                    retain_on_delete=bool(request.retainOnDelete),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    ignore_changes=list(request.ignoreChanges),
+                    aliases=[alias.urn or alias.spec.name for alias in request.aliases],
+                    depends_on=list(request.dependencies),
+                )
+            )
+        return response
+
+
+def discover_stacks(root: Path = ROOT) -> list[str]:
+    """Every stack with a stack file in the repository, in name order."""
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
+
+
+def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[str]]:
+    """A stack file's config as the engine hands it to the program: strings, objects as JSON.
+
+    Encrypted values (``secure:``) cannot be decrypted offline; they are handed over as a
+    placeholder and marked secret, as the engine would mark them.
+    """
+    document = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text()) or {}
+    config: dict[str, str] = {}
+    secret_keys: list[str] = []
+    for key, value in (document.get("config") or {}).items():
+        full_key = key if ":" in key else f"{PROJECT}:{key}"
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            config[full_key] = REDACTED
+            secret_keys.append(full_key)
+        else:
+            config[full_key] = value if isinstance(value, str) else json.dumps(value)
+    return config, secret_keys
+
+
+def run_stack(
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    program: Path = ROOT / "__main__.py",
+) -> StackRun:
+    """Run ``program`` for ``stack`` under mocks; ``config`` defaults to the stack file's."""
+    if config is None:
+        config, secret_keys = stack_config(stack)
+    pulumi.runtime.settings.ROOT.set(None)
+    pulumi.runtime.set_all_config(dict(config), secret_keys or [])
+    monitor = _RecordingMonitor(_Mocks())
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    exports: dict[str, Any] = {}
+
+    def main() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+        root_stack = pulumi.runtime.settings.get_root_resource()
+        outputs = getattr(root_stack, "outputs", {})
+        pulumi.Output.from_input(outputs).apply(exports.update)
+
+    _sync_await(run_pulumi_func(main))
+    return StackRun(stack=stack, resources=monitor.registered, outputs=exports)
+
+
+def _plain(value: Any, redact: bool, secret: bool = False) -> Any:
+    """Inputs as plain YAML-able data: floats that are whole become ints, secrets unwrap or redact."""
+    if isinstance(value, dict):
+        if rpc.is_rpc_secret(value):
+            return _plain(rpc.unwrap_rpc_secret(value), redact, secret=True)
+        return {key: _plain(item, redact, secret) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item, redact, secret) for item in value]
+    if secret and redact:
+        return REDACTED
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
