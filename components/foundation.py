@@ -1,0 +1,191 @@
+"""The shared foundation: namespace with Pod Security Admission, quota, limits, network and access policy.
+
+PodSecurityPolicy, which the seed names, was removed in Kubernetes 1.25; its replacement is
+Pod Security Admission, configured by namespace labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.base import PlatformComponent
+from components.labels import PLATFORM_TIER, labels, metadata
+from services.tiers import TIER_POLICIES, Tier
+from settings.environment import Subject
+from settings.loader import PlatformSettings
+
+PLATFORM_NAME = "codai-platform"
+
+#: What CI may change. Deliberately no wildcard: a new kind must be added here on purpose.
+DEPLOYER_RULES: list[dict[str, Any]] = [
+    {"api_groups": [""], "resources": ["configmaps", "secrets", "services", "serviceaccounts",
+                                        "persistentvolumeclaims"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": ["apps"], "resources": ["deployments", "statefulsets"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": ["batch"], "resources": ["jobs", "cronjobs"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": ["autoscaling"], "resources": ["horizontalpodautoscalers"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": ["policy"], "resources": ["poddisruptionbudgets"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules",
+                                                             "alertmanagerconfigs"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": [""], "resources": ["pods", "pods/log", "events", "endpoints"], "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
+]
+
+#: What people may read. No Secrets: reading one is reading a password.
+VIEWER_RULES: list[dict[str, Any]] = [
+    {"api_groups": [""], "resources": ["configmaps", "services", "endpoints", "pods", "pods/log", "events",
+                                        "serviceaccounts", "persistentvolumeclaims", "resourcequotas",
+                                        "limitranges"],
+     "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["apps"], "resources": ["deployments", "statefulsets", "replicasets"],
+     "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"],
+     "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules"],
+     "verbs": ["get", "list", "watch"]},
+]
+
+
+@dataclass(frozen=True)
+class FoundationArgs:
+    platform: PlatformSettings
+
+
+class Foundation(PlatformComponent):
+    """Namespace, PSA, ResourceQuota, LimitRange, default-deny networking, RBAC, PriorityClasses."""
+
+    namespace: k8s.core.v1.Namespace
+    priority_classes: dict[Tier, str]
+
+    def __init__(self, name: str, args: FoundationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("codai:platform:Foundation", name, opts)
+        env = args.platform.settings.environment
+        ns = env.namespace
+        psa_version = f"v{env.kubernetes.min_version}"
+
+        def meta(object_name: str, component: str, namespaced: bool = True) -> dict[str, Any]:
+            return metadata(object_name, ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER))
+
+        namespace_meta = meta(ns, "namespace", namespaced=False)
+        namespace_meta["labels"].update({
+            f"pod-security.kubernetes.io/{mode}{suffix}": value
+            for mode in ("enforce", "audit", "warn")
+            for suffix, value in (("", "restricted"), ("-version", psa_version))
+        })
+        # Deleting the namespace deletes everything in it, databases included.
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=namespace_meta,
+            opts=self.child_opts(protect=env.protect_stateful, retain_on_delete=True),
+        )
+        after_namespace = {"depends_on": [self.namespace]}
+
+        quota = args.platform.quota
+        k8s.core.v1.ResourceQuota(
+            f"{name}-quota",
+            metadata=meta("codai-quota", "quota"),
+            spec={"hard": {
+                "requests.cpu": str(quota.requests_cpu),
+                "requests.memory": str(quota.requests_memory),
+                "limits.memory": str(quota.limits_memory),
+                "requests.storage": str(quota.requests_storage),
+                "pods": str(quota.pods),
+                "persistentvolumeclaims": str(quota.persistent_volume_claims),
+            }},
+            opts=self.child_opts(**after_namespace),
+        )
+        # Defaults for any container that forgets its resources (a quota rejects such pods otherwise).
+        k8s.core.v1.LimitRange(
+            f"{name}-limits",
+            metadata=meta("codai-limits", "quota"),
+            spec={"limits": [{
+                "type": "Container",
+                "default_request": {"cpu": "100m", "memory": "128Mi"},
+                "default": {"cpu": "500m", "memory": "256Mi"},
+                "max": {"memory": "8Gi"},
+            }]},
+            opts=self.child_opts(**after_namespace),
+        )
+
+        # Zero trust: nothing in or out unless a service's own policy allows it.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-default-deny",
+            metadata=meta("default-deny-all", "network-policy"),
+            spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
+            opts=self.child_opts(**after_namespace),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-allow-dns",
+            metadata=meta("allow-dns-egress", "network-policy"),
+            spec={"pod_selector": {}, "policy_types": ["Egress"], "egress": [dns_egress_rule()]},
+            opts=self.child_opts(**after_namespace),
+        )
+
+        self._role_with_bindings(name, ns, "deployer", DEPLOYER_RULES, env.rbac.deployers, meta, after_namespace)
+        self._role_with_bindings(name, ns, "viewer", VIEWER_RULES, env.rbac.viewers, meta, after_namespace)
+
+        self.priority_classes = {}
+        for tier, policy in TIER_POLICIES.items():
+            class_name = f"{ns}-{tier.value}"
+            k8s.scheduling.v1.PriorityClass(
+                f"{name}-priority-{tier.value}",
+                metadata=meta(class_name, "priority-class", namespaced=False),
+                value=policy.priority,
+                global_default=False,
+                preemption_policy="PreemptLowerPriority",
+                description=f"Codai {tier.value} tier services in namespace {ns}",
+                opts=self.child_opts(),
+            )
+            self.priority_classes[tier] = class_name
+
+        self.register_outputs({"namespace": self.namespace.metadata.name})
+
+    def _role_with_bindings(
+        self,
+        name: str,
+        ns: str,
+        role: str,
+        rules: list[dict[str, Any]],
+        subjects: list[Subject],
+        meta: Any,
+        after_namespace: dict[str, Any],
+    ) -> None:
+        role_name = f"codai-{role}"
+        k8s.rbac.v1.Role(f"{name}-{role}-role", metadata=meta(role_name, "rbac"), rules=rules,
+                         opts=self.child_opts(**after_namespace))
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-{role}-binding",
+            metadata=meta(role_name, "rbac"),
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
+            subjects=[
+                {"kind": s.kind, "name": s.name, **({"namespace": s.namespace} if s.namespace else
+                                                    {"api_group": "rbac.authorization.k8s.io"})}
+                for s in subjects
+            ],
+            opts=self.child_opts(**after_namespace),
+        )
+
+
+def dns_egress_rule() -> dict[str, Any]:
+    """Egress to the cluster DNS only (kube-dns / CoreDNS in kube-system)."""
+    return {
+        "to": [{
+            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}},
+        }],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+    }
