@@ -77,10 +77,11 @@ class Foundation(PlatformComponent):
         ns = env.namespace
         psa_version = f"v{env.kubernetes.min_version}"
 
-        def meta(object_name: str, component: str, namespaced: bool = True) -> dict[str, Any]:
-            return metadata(object_name, ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER))
+        def meta(kind: str, object_name: str, component: str, namespaced: bool = True) -> dict[str, Any]:
+            return metadata(object_name, ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER),
+                            kind=kind)
 
-        namespace_meta = meta(ns, "namespace", namespaced=False)
+        namespace_meta = meta("Namespace", ns, "namespace", namespaced=False)
         namespace_meta["labels"].update({
             f"pod-security.kubernetes.io/{mode}{suffix}": value
             for mode in ("enforce", "audit", "warn")
@@ -97,7 +98,7 @@ class Foundation(PlatformComponent):
         quota = args.platform.quota
         k8s.core.v1.ResourceQuota(
             f"{name}-quota",
-            metadata=meta("codai-quota", "quota"),
+            metadata=meta("ResourceQuota", "codai-quota", "quota"),
             spec={"hard": {
                 "requests.cpu": str(quota.requests_cpu),
                 "requests.memory": str(quota.requests_memory),
@@ -111,7 +112,7 @@ class Foundation(PlatformComponent):
         # Defaults for any container that forgets its resources (a quota rejects such pods otherwise).
         k8s.core.v1.LimitRange(
             f"{name}-limits",
-            metadata=meta("codai-limits", "quota"),
+            metadata=meta("LimitRange", "codai-limits", "quota"),
             spec={"limits": [{
                 "type": "Container",
                 "default_request": {"cpu": "100m", "memory": "128Mi"},
@@ -124,13 +125,13 @@ class Foundation(PlatformComponent):
         # Zero trust: nothing in or out unless a service's own policy allows it.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
-            metadata=meta("default-deny-all", "network-policy"),
+            metadata=meta("NetworkPolicy", "default-deny-all", "network-policy"),
             spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
             opts=self.child_opts(**after_namespace),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-dns",
-            metadata=meta("allow-dns-egress", "network-policy"),
+            metadata=meta("NetworkPolicy", "allow-dns-egress", "network-policy"),
             spec={"pod_selector": {}, "policy_types": ["Egress"], "egress": [dns_egress_rule()]},
             opts=self.child_opts(**after_namespace),
         )
@@ -143,7 +144,7 @@ class Foundation(PlatformComponent):
             class_name = f"{ns}-{tier.value}"
             k8s.scheduling.v1.PriorityClass(
                 f"{name}-priority-{tier.value}",
-                metadata=meta(class_name, "priority-class", namespaced=False),
+                metadata=meta("PriorityClass", class_name, "priority-class", namespaced=False),
                 value=policy.priority,
                 global_default=False,
                 preemption_policy="PreemptLowerPriority",
@@ -165,11 +166,11 @@ class Foundation(PlatformComponent):
         after_namespace: dict[str, Any],
     ) -> None:
         role_name = f"codai-{role}"
-        k8s.rbac.v1.Role(f"{name}-{role}-role", metadata=meta(role_name, "rbac"), rules=rules,
+        k8s.rbac.v1.Role(f"{name}-{role}-role", metadata=meta("Role", role_name, "rbac"), rules=rules,
                          opts=self.child_opts(**after_namespace))
         k8s.rbac.v1.RoleBinding(
             f"{name}-{role}-binding",
-            metadata=meta(role_name, "rbac"),
+            metadata=meta("RoleBinding", role_name, "rbac"),
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
             subjects=[
                 {"kind": s.kind, "name": s.name, **({"namespace": s.namespace} if s.namespace else

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from components.security import checkov_skip_annotations
+
 PART_OF = "codai"
 MANAGED_BY = "pulumi"
 TIER_LABEL = "codai.io/tier"
@@ -44,11 +46,16 @@ def metadata(
     namespace: str | None,
     object_labels: dict[str, str],
     annotations: dict[str, str] | None = None,
+    kind: str | None = None,
 ) -> dict[str, Any]:
-    """ObjectMeta with the name and namespace always set: mocks (and renders) have no provider defaults."""
+    """ObjectMeta with the name and namespace always set: mocks (and renders) have no provider defaults.
+
+    With ``kind``, the scanner exceptions recorded for that kind are added as annotations.
+    """
     meta: dict[str, Any] = {"name": name, "labels": dict(object_labels)}
     if namespace is not None:
         meta["namespace"] = namespace
-    if annotations:
-        meta["annotations"] = dict(annotations)
+    merged = {**(checkov_skip_annotations(kind) if kind else {}), **(annotations or {})}
+    if merged:
+        meta["annotations"] = merged
     return meta

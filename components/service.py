@@ -15,13 +15,11 @@ from components.base import PlatformComponent
 from components.contracts import DependencyBinding
 from components.foundation import dns_egress_rule
 from components.labels import labels, metadata, selector
+from components.security import container_security_context, pod_security_context
 from settings.environment import EnvironmentSettings
 from settings.monitoring import MonitoringSettings
 from settings.resolve import ResolvedService
 
-#: Non-root user of every Codai container (restricted Pod Security asks for non-root; >= 10000
-#: keeps clear of users that exist on nodes).
-RUN_AS_USER = 10001
 HTTP_PORT_NAME = "http"
 METRICS_PORT_NAME = "metrics"
 #: Cluster-internal and link-local ranges: "external" egress never means another pod or the node.
@@ -78,14 +76,14 @@ class CodaiService(PlatformComponent):
 
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
-            metadata=self._meta(plan.name),
+            metadata=self._meta("ServiceAccount", plan.name),
             # The services do not call the Kubernetes API: no token in their pods.
             automount_service_account_token=False,
             opts=self.child_opts(),
         )
         config_data = self._config_data()
         config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config", metadata=self._meta(f"{plan.name}-config"), data=config_data, opts=self.child_opts()
+            f"{name}-config", metadata=self._meta("ConfigMap", f"{plan.name}-config"), data=config_data, opts=self.child_opts()
         )
         secret_names = [binding.secret_name for binding in args.bindings]
         if plan.spec.generated_secrets:
@@ -93,14 +91,14 @@ class CodaiService(PlatformComponent):
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=self._meta(plan.name),
+            metadata=self._meta("Deployment", plan.name),
             spec=self._deployment_spec(service_account, config_map, config_data, secret_names),
             # The HPA owns the replica count once the Deployment exists.
             opts=self.child_opts(ignore_changes=["spec.replicas"]),
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
-            metadata=self._meta(plan.name),
+            metadata=self._meta("Service", plan.name),
             spec={
                 "type": "ClusterIP",
                 "selector": selector(plan.name),
@@ -123,8 +121,8 @@ class CodaiService(PlatformComponent):
 
     # --- metadata and configuration ------------------------------------------------------
 
-    def _meta(self, object_name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
-        return metadata(object_name, self.args.namespace, self.labels, annotations)
+    def _meta(self, kind: str, object_name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        return metadata(object_name, self.args.namespace, self.labels, annotations, kind=kind)
 
     def _config_data(self) -> dict[str, str]:
         plan, args = self.args.plan, self.args
@@ -154,7 +152,7 @@ class CodaiService(PlatformComponent):
             values[key] = password.result
         return k8s.core.v1.Secret(
             f"{name}-app-secrets",
-            metadata=self._meta(f"{plan.name}-app-secrets"),
+            metadata=self._meta("Secret", f"{plan.name}-app-secrets"),
             type="Opaque",
             string_data=values,
             opts=self.child_opts(),
@@ -194,13 +192,7 @@ class CodaiService(PlatformComponent):
                     "enable_service_links": False,
                     "priority_class_name": self.args.priority_class_name,
                     "termination_grace_period_seconds": plan.policy.termination_grace_seconds,
-                    "security_context": {
-                        "run_as_non_root": True,
-                        "run_as_user": RUN_AS_USER,
-                        "run_as_group": RUN_AS_USER,
-                        "fs_group": RUN_AS_USER,
-                        "seccomp_profile": {"type": "RuntimeDefault"},
-                    },
+                    "security_context": pod_security_context(),
                     "topology_spread_constraints": [
                         self._spread("topology.kubernetes.io/zone"),
                         self._spread("kubernetes.io/hostname"),
@@ -255,16 +247,7 @@ class CodaiService(PlatformComponent):
             "readiness_probe": probe(spec.ready_path, period=5, failures=3),
             # Keep serving while endpoints and load balancers stop routing to this pod.
             "lifecycle": {"pre_stop": {"sleep": {"seconds": 5}}},
-            "security_context": {
-                "allow_privilege_escalation": False,
-                "privileged": False,
-                "read_only_root_filesystem": True,
-                "run_as_non_root": True,
-                "run_as_user": RUN_AS_USER,
-                "run_as_group": RUN_AS_USER,
-                "capabilities": {"drop": ["ALL"]},
-                "seccomp_profile": {"type": "RuntimeDefault"},
-            },
+            "security_context": container_security_context(),
             "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
         }
 
@@ -279,7 +262,7 @@ class CodaiService(PlatformComponent):
 
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
-            metadata=self._meta(plan.name),
+            metadata=self._meta("HorizontalPodAutoscaler", plan.name),
             spec={
                 "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
                 "min_replicas": plan.replicas_min,
@@ -303,7 +286,7 @@ class CodaiService(PlatformComponent):
         plan = self.args.plan
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
-            metadata=self._meta(plan.name),
+            metadata=self._meta("PodDisruptionBudget", plan.name),
             spec={
                 # maxUnavailable (never minAvailable = replicas) keeps node drains possible.
                 "max_unavailable": plan.policy.pdb_max_unavailable,
@@ -353,7 +336,7 @@ class CodaiService(PlatformComponent):
             })
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
-            metadata=self._meta(plan.name),
+            metadata=self._meta("NetworkPolicy", plan.name),
             spec={
                 "pod_selector": {"match_labels": selector(plan.name)},
                 "policy_types": ["Ingress", "Egress"],
@@ -367,7 +350,7 @@ class CodaiService(PlatformComponent):
         args = self.args
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
-            metadata=self._meta(args.plan.name, annotations={
+            metadata=self._meta("Ingress", args.plan.name, annotations={
                 "cert-manager.io/cluster-issuer": args.environment.tls.cluster_issuer,
                 "nginx.ingress.kubernetes.io/ssl-redirect": "true",
                 "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
@@ -394,7 +377,7 @@ class CodaiService(PlatformComponent):
             f"{name}-service-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata=metadata(plan.name, args.namespace, monitor_labels),
+            metadata=metadata(plan.name, args.namespace, monitor_labels, kind="ServiceMonitor"),
             # CustomResource specs are passed through as written: camelCase.
             spec={
                 "selector": {"matchLabels": selector(plan.name)},

@@ -1,0 +1,121 @@
+"""Offline render: every Kubernetes object a stack deploys, as YAML, without the CLI or a cluster.
+
+    python -m tools.render [STACK ...] [--out dist]
+
+Runs the real program under Pulumi's mocks (tools/offline.py), writes one file per object
+to ``dist/<stack>/<kind>/<name>.yaml`` (secret values redacted, output deterministic) and
+prints a summary per stack: services by tier, objects by kind, requests against the quota.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from services.tiers import Tier
+from settings.loader import PlatformSettings, SettingsError, load_settings
+from settings.quantities import Cpu, Memory
+from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config
+
+
+def object_path(obj: dict[str, Any]) -> Path:
+    """Where an object is written: by kind, then namespace-qualified name."""
+    meta = obj["metadata"]
+    return Path(obj["kind"].lower()) / f"{meta['name']}.yaml"
+
+
+def write_stack(run: StackRun, out: Path) -> list[Path]:
+    """Write a stack's objects under ``out/<stack>``, replacing an earlier render."""
+    target = out / run.stack
+    if target.exists():
+        shutil.rmtree(target)
+    written = []
+    for obj in sorted(run.kubernetes_objects(), key=lambda o: (o["kind"], o["metadata"]["name"])):
+        path = target / object_path(obj)
+        if path.exists():
+            raise SystemExit(f"{run.stack}: two {obj['kind']} objects named {obj['metadata']['name']!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(_ordered(obj), sort_keys=False, default_flow_style=False))
+        written.append(path)
+    return written
+
+
+def _ordered(obj: dict[str, Any]) -> dict[str, Any]:
+    """apiVersion, kind, metadata first (as people read manifests), everything else sorted."""
+    head = ("apiVersion", "kind", "metadata")
+    body = {key: obj[key] for key in head if key in obj}
+    body.update({key: _sorted(obj[key]) for key in sorted(obj) if key not in head})
+    body["metadata"] = _sorted(body["metadata"])
+    return body
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
+    objects = run.kubernetes_objects()
+    lines = [f"== {run.stack}: {len(objects)} Kubernetes objects, {len(run.resources)} resources ({seconds:.2f}s)"]
+    lines.append(f"   namespace {platform.settings.environment.namespace}, "
+                 f"domain {platform.settings.environment.domain}, sizing {platform.settings.environment.sizing}")
+    for tier in Tier:
+        services = platform.in_tier(tier)
+        if services:
+            sizes = sorted({f"{s.replicas_min}-{s.replicas_max}" for s in services})
+            lines.append(f"   {tier.value:<9} {len(services):>2} services, replicas {', '.join(sizes)}: "
+                         + ", ".join(s.name for s in services))
+    kinds = Counter(obj["kind"] for obj in objects)
+    lines.append("   objects: " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
+    cpu_min = Cpu(sum(s.cpu_request.millis * s.replicas_min for s in platform.services))
+    mem_min = Memory(sum(s.memory_request.bytes * s.replicas_min for s in platform.services))
+    cpu_max, mem_max, limits_max = platform.requested_at_max_scale()
+    quota = platform.quota
+    lines.append(f"   requests.cpu     {cpu_min!s:>7} at min replicas, {cpu_max!s:>7} at max / quota {quota.requests_cpu}")
+    lines.append(f"   requests.memory  {mem_min!s:>7} at min replicas, {mem_max!s:>7} at max / quota "
+                 f"{quota.requests_memory}")
+    lines.append(f"   limits.memory    {'':>7}                 {limits_max!s:>7} at max / quota {quota.limits_memory}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("stacks", nargs="*", help="stacks to render (default: every Pulumi.<stack>.yaml)")
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist)")
+    options = parser.parse_args(argv)
+    stacks = options.stacks or discover_stacks()
+    started = time.perf_counter()
+    for stack in stacks:
+        began = time.perf_counter()
+        try:
+            config, secret_keys = stack_config(stack)
+            run = run_stack(stack, config, secret_keys)
+        except SettingsError as error:
+            print(error, file=sys.stderr)
+            return 1
+        written = write_stack(run, options.out)
+        platform = load_settings(stack, _decoded(config))
+        print(summary(run, platform, time.perf_counter() - began))
+        print(f"   wrote {len(written)} files to {options.out / stack}")
+    print(f"rendered {len(stacks)} stack(s) in {time.perf_counter() - started:.2f}s")
+    return 0
+
+
+def _decoded(config: dict[str, str]) -> dict[str, Any]:
+    prefix = "codai-platform:"
+    return {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
