@@ -76,10 +76,19 @@ def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATA
     quota = settings.environment.quota.resolved(settings.environment.sizing)
     platform = PlatformSettings(stack=stack, settings=settings, services=tuple(services), quota=quota)
     if not problems:
-        problems += _capacity_problems(platform)
+        problems += _cross_key_problems(settings) + _capacity_problems(platform)
     if problems:
         raise SettingsError(stack, problems)
     return platform
+
+
+def _cross_key_problems(settings: StackSettings) -> list[Problem]:
+    """Rules that span top-level keys (a model validator could not name the key)."""
+    problems: list[Problem] = []
+    if settings.monitoring.namespace == settings.environment.namespace:
+        problems.append(("monitoring.namespace", "must differ from environment.namespace: Prometheus scrapes "
+                         "the platform from its own namespace"))
+    return problems
 
 
 def _capacity_problems(platform: PlatformSettings) -> list[Problem]:

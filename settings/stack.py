@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from services.tiers import Tier
 from settings.base import ImageDigest, ImageTag, SettingsModel
@@ -49,12 +49,6 @@ class StackSettings(SettingsModel):
         default_factory=dict, description="Per-service overrides, keyed by catalog name."
     )
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
-
-    @model_validator(mode="after")
-    def _monitoring_elsewhere(self) -> StackSettings:
-        if self.monitoring.namespace == self.environment.namespace:
-            raise ValueError("monitoring.namespace must differ from environment.namespace")
-        return self
 
 
 #: Top-level config keys, as written in stack files (``codai-platform:<key>``).

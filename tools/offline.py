@@ -59,15 +59,23 @@ class StackRun:
     stack: str
     resources: list[Registered]
     outputs: dict[str, Any]
+    _manifests: dict[bool, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _index: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict, repr=False)
 
     def kubernetes_objects(self, redact: bool = True) -> list[dict[str, Any]]:
-        return [r.manifest(redact) for r in self.resources if r.is_kubernetes]
+        """Every Kubernetes object, in registration order (computed once; treat as read-only)."""
+        if redact not in self._manifests:
+            self._manifests[redact] = [r.manifest(redact) for r in self.resources if r.is_kubernetes]
+        return self._manifests[redact]
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [obj for obj in self.kubernetes_objects() if obj.get("kind") == kind]
 
     def get(self, kind: str, name: str) -> dict[str, Any]:
-        matches = [obj for obj in self.of_kind(kind) if obj["metadata"]["name"] == name]
+        if not self._index:
+            for obj in self.kubernetes_objects():
+                self._index.setdefault((obj["kind"], obj["metadata"]["name"]), []).append(obj)
+        matches = self._index.get((kind, name), [])
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} {kind} objects named {name!r}")
         return matches[0]

@@ -1,0 +1,87 @@
+"""The program as a user meets it: stack files, bad input, new stacks, the offline render."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from settings import CONFIG_KEYS, SettingsError
+from tools import render
+from tools.offline import PROJECT, run_stack, stack_config
+
+
+def test_errors_abort_before_the_first_resource(monkeypatch):
+    registered: list[str] = []
+    import tools.offline as offline
+
+    original = offline._RecordingMonitor.RegisterResource
+
+    def spy(self, request):  # records every registration attempt
+        registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(offline._RecordingMonitor, "RegisterResource", spy)
+    config = {f"{PROJECT}:environment": json.dumps({"domain": "codai.dev", "release": "1.0"}),
+              f"{PROJECT}:services": json.dumps({"wallet": {"replicas": {"min": 9, "max": 2}}})}
+    with pytest.raises(SettingsError, match="services.wallet.replicas.min"):
+        run_stack("production", config=config)
+    assert [t for t in registered if t != "pulumi:pulumi:Stack"] == []
+
+
+def test_a_new_stack_needs_only_environment_keys():
+    config = {f"{PROJECT}:environment": json.dumps(
+        {"domain": "eu.codai.dev", "release": "2024.12.1", "imageRegistry": "registry.eu.codai.dev/codai"})}
+    run = run_stack("production-eu", config=config)
+    assert run.outputs["urls"]["codai"] == "https://codai.eu.codai.dev"
+    hpa = run.get("HorizontalPodAutoscaler", "docs")["spec"]
+    assert hpa["minReplicas"] >= 2  # production-shaped defaults
+    image = run.get("Deployment", "codai")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "registry.eu.codai.dev/codai/codai:2024.12.1"
+
+
+def _keys(value: object, path: str = "") -> list[tuple[str, object]]:
+    if isinstance(value, dict):
+        return [(f"{path}.{key}", item) for key, item in value.items()] + [
+            pair for key, item in value.items() for pair in _keys(item, f"{path}.{key}")]
+    return []
+
+
+def test_stack_files_hold_known_keys_and_no_plain_secrets():
+    for path in Path(render.ROOT).glob("Pulumi.*.yaml"):
+        document = yaml.safe_load(path.read_text())["config"]
+        for key in document:
+            namespace, _, name = key.partition(":")
+            assert namespace in (PROJECT, "kubernetes"), f"{path.name}: {key}"
+            if namespace == PROJECT:
+                assert name in CONFIG_KEYS, f"{path.name}: {key}"
+        for where, value in _keys(document):
+            if any(word in where.lower() for word in ("password", "token", "secret", "apikey")):
+                assert isinstance(value, dict) and set(value) == {"secure"}, f"{path.name}: {where} is not encrypted"
+
+
+def test_render_is_deterministic_and_redacts_secrets(tmp_path, capsys):
+    assert render.main(["staging", "--out", str(tmp_path / "a")]) == 0
+    assert render.main(["staging", "--out", str(tmp_path / "b")]) == 0
+    first = {p.relative_to(tmp_path / "a"): p.read_text() for p in (tmp_path / "a").rglob("*.yaml")}
+    second = {p.relative_to(tmp_path / "b"): p.read_text() for p in (tmp_path / "b").rglob("*.yaml")}
+    assert first == second and len(first) > 200
+    secret = yaml.safe_load(first[Path("staging/secret/logai-app-secrets.yaml")])
+    assert set(secret["stringData"].values()) == {"<redacted>"}
+    out = capsys.readouterr().out
+    assert "core       3 services" in out and "support   18 services" in out and "quota" in out
+
+
+def test_render_reports_a_bad_stack_file_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "Pulumi.broken.yaml").write_text(yaml.safe_dump(
+        {"config": {f"{PROJECT}:environment": {"domain": "codai.dev", "release": "latest"}}}))
+    monkeypatch.setattr(render, "stack_config", lambda stack: stack_config(stack, root=tmp_path))
+    assert render.main(["broken", "--out", str(tmp_path / "dist")]) == 1
+    assert "Pulumi.broken.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "dist").exists()
+
+
+def test_outputs_count_services_by_tier(any_stack):
+    assert any_stack.outputs["servicesByTier"] == {"core": 3, "business": 8, "support": 18}
