@@ -17,6 +17,10 @@ TIER_LABEL = "codai.io/tier"
 NAME = "app.kubernetes.io/name"
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"
+#: Which Deployment of a service a pod belongs to: stable, canary, blue or green. Part of every
+#: Deployment's selector from the start, so adding a canary or colours never changes (and so
+#: never replaces) an existing Deployment.
+TRACK = "codai.io/track"
 
 #: ``codai.io/tier`` of objects shared by the whole platform, and of the data services.
 PLATFORM_TIER = "platform"
@@ -26,6 +30,11 @@ DATA_TIER = "data"
 def selector(name: str) -> dict[str, str]:
     """Labels that select a workload's pods; stable for the workload's whole life."""
     return {NAME: name, INSTANCE: name, "app.kubernetes.io/part-of": PART_OF}
+
+
+def track_selector(name: str, track: str) -> dict[str, str]:
+    """Selects the pods of one Deployment (track) of a service."""
+    return {**selector(name), TRACK: track}
 
 
 def labels(name: str, component: str, tier: str, version: str | None = None) -> dict[str, str]:

@@ -14,11 +14,12 @@ import pulumi_random as random
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding
 from components.foundation import dns_egress_rule
-from components.labels import labels, metadata, selector
+from components.labels import TRACK, labels, metadata, selector, track_selector
 from components.security import container_security_context, pod_security_context
 from settings.environment import EnvironmentSettings
 from settings.monitoring import MonitoringSettings
-from settings.resolve import ResolvedService
+from settings.resolve import ResolvedService, Workload
+from settings.rollout import RolloutStrategy
 
 HTTP_PORT_NAME = "http"
 METRICS_PORT_NAME = "metrics"
@@ -89,34 +90,28 @@ class CodaiService(PlatformComponent):
         if plan.spec.generated_secrets:
             secret_names.insert(0, self._generated_secret(name).metadata.name)  # type: ignore[arg-type]
 
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=self._meta("Deployment", plan.name),
-            spec=self._deployment_spec(service_account, config_map, config_data, secret_names),
-            # The HPA owns the replica count once the Deployment exists.
-            opts=self.child_opts(ignore_changes=["spec.replicas"]),
-        )
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=self._meta("Service", plan.name),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector(plan.name),
-                "ports": [
-                    {"name": HTTP_PORT_NAME, "port": 80, "target_port": HTTP_PORT_NAME, "protocol": "TCP",
-                     "app_protocol": "http"},
-                    {"name": METRICS_PORT_NAME, "port": plan.spec.metrics_port, "target_port": METRICS_PORT_NAME,
-                     "protocol": "TCP", "app_protocol": "http"},
-                ],
-            },
-            opts=self.child_opts(),
-        )
+        self.deployments = {
+            workload.track: self._deployment(name, workload, service_account, config_map, config_data, secret_names)
+            for workload in plan.workloads
+        }
+        service = self._service(name, plan.name, track_selector(plan.name, plan.live.track))
+        # The non-live Deployment gets its own Service, so that it is scraped and reachable:
+        # `<name>-canary` for the canary Ingress, `<name>-preview` for smoke tests of the idle
+        # colour. The preview keeps its name when colours switch; only its selector moves.
+        side_services = {
+            role: self._service(f"{name}-{role}", f"{plan.name}-{role}", track_selector(plan.name, workload.track))
+            for workload in plan.workloads if not workload.live
+            for role in ["canary" if workload.track == "canary" else "preview"]
+        }
+        deployment = self.deployments[plan.live.track]
         self._autoscaler(name, deployment)
         self._disruption_budget(name)
         self._network_policy(name)
         if plan.spec.public:
             self._ingress(name, service)
-        self._service_monitor(name, service)
+            if plan.strategy == RolloutStrategy.CANARY:
+                self._canary_ingress(name, side_services["canary"])
+        self._service_monitor(name, [service, *side_services.values()])
         self.register_outputs({"url": self.url, "deployment": deployment.metadata.name})
 
     # --- metadata and configuration ------------------------------------------------------
@@ -136,6 +131,7 @@ class CodaiService(PlatformComponent):
             # Callees by cluster DNS name, so a service finds the others without hard-coding.
             **{f"{peer.name.upper()}_URL": f"http://{peer.name}.{args.namespace}.svc" for peer in args.callees},
         }
+        data.update({f"FEATURE_{_upper_snake(flag)}": _flag_text(value) for flag, value in plan.feature_flags.items()})
         data.update(plan.env)
         return dict(sorted(data.items()))
 
@@ -158,10 +154,48 @@ class CodaiService(PlatformComponent):
             opts=self.child_opts(),
         )
 
-    # --- the workload --------------------------------------------------------------------
+    # --- the workloads -------------------------------------------------------------------
+
+    def _service(self, resource_name: str, object_name: str, pods: dict[str, str]) -> k8s.core.v1.Service:
+        return k8s.core.v1.Service(
+            f"{resource_name}-service",
+            metadata=self._meta("Service", object_name),
+            spec={
+                "type": "ClusterIP",
+                "selector": pods,
+                "ports": [
+                    {"name": HTTP_PORT_NAME, "port": 80, "target_port": HTTP_PORT_NAME, "protocol": "TCP",
+                     "app_protocol": "http"},
+                    {"name": METRICS_PORT_NAME, "port": self.args.plan.spec.metrics_port,
+                     "target_port": METRICS_PORT_NAME, "protocol": "TCP", "app_protocol": "http"},
+                ],
+            },
+            opts=self.child_opts(),
+        )
+
+    def _deployment(
+        self,
+        name: str,
+        workload: Workload,
+        service_account: k8s.core.v1.ServiceAccount,
+        config_map: k8s.core.v1.ConfigMap,
+        config_data: dict[str, str],
+        secret_names: list[Any],
+    ) -> k8s.apps.v1.Deployment:
+        # The stable track keeps the plain names, so a service that never used canary or
+        # colours has the same URN and object name it always had.
+        suffix = "" if workload.track == "stable" else f"-{workload.track}"
+        return k8s.apps.v1.Deployment(
+            f"{name}{suffix}-deployment",
+            metadata=self._meta("Deployment", f"{self.args.plan.name}{suffix}"),
+            spec=self._deployment_spec(workload, service_account, config_map, config_data, secret_names),
+            # The HPA owns the replica count once the Deployment exists.
+            opts=self.child_opts(ignore_changes=["spec.replicas"]),
+        )
 
     def _deployment_spec(
         self,
+        workload: Workload,
         service_account: k8s.core.v1.ServiceAccount,
         config_map: k8s.core.v1.ConfigMap,
         config_data: dict[str, str],
@@ -171,8 +205,8 @@ class CodaiService(PlatformComponent):
         # A changed ConfigMap must roll the pods: the checksum makes it a pod template change.
         config_checksum = hashlib.sha256(json.dumps(config_data, sort_keys=True).encode()).hexdigest()
         return {
-            "replicas": plan.replicas_min,
-            "selector": {"match_labels": selector(plan.name)},
+            "replicas": workload.fixed_replicas or plan.replicas_min,
+            "selector": {"match_labels": track_selector(plan.name, workload.track)},
             "min_ready_seconds": 10,
             "progress_deadline_seconds": 600,
             "revision_history_limit": 5,
@@ -183,7 +217,7 @@ class CodaiService(PlatformComponent):
             },
             "template": {
                 "metadata": {
-                    "labels": self.labels,
+                    "labels": {**self.labels, TRACK: workload.track},
                     "annotations": {"checksum/config": config_checksum},
                 },
                 "spec": {
@@ -197,7 +231,7 @@ class CodaiService(PlatformComponent):
                         self._spread("topology.kubernetes.io/zone"),
                         self._spread("kubernetes.io/hostname"),
                     ],
-                    "containers": [self._container(config_map, secret_names)],
+                    "containers": [self._container(workload, config_map, secret_names)],
                     "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "256Mi"}}],
                 },
             },
@@ -213,7 +247,9 @@ class CodaiService(PlatformComponent):
             "match_label_keys": ["pod-template-hash"],
         }
 
-    def _container(self, config_map: k8s.core.v1.ConfigMap, secret_names: list[Any]) -> dict[str, Any]:
+    def _container(
+        self, workload: Workload, config_map: k8s.core.v1.ConfigMap, secret_names: list[Any]
+    ) -> dict[str, Any]:
         plan = self.args.plan
         spec = plan.spec
 
@@ -227,7 +263,7 @@ class CodaiService(PlatformComponent):
 
         return {
             "name": plan.name,
-            "image": plan.image,
+            "image": workload.image,
             "image_pull_policy": "Always",
             "ports": [
                 {"name": HTTP_PORT_NAME, "container_port": spec.port, "protocol": "TCP"},
@@ -370,7 +406,34 @@ class CodaiService(PlatformComponent):
             opts=self.child_opts(),
         )
 
-    def _service_monitor(self, name: str, service: k8s.core.v1.Service) -> None:
+    def _canary_ingress(self, name: str, canary: k8s.core.v1.Service) -> None:
+        """ingress-nginx canary: same host, ``weight`` % of requests to the canary Service.
+
+        No TLS block of its own: ingress-nginx serves the host's certificate from the main
+        Ingress, and a second Certificate for the same secret would fight the first.
+        """
+        args = self.args
+        k8s.networking.v1.Ingress(
+            f"{name}-canary-ingress",
+            metadata=self._meta("Ingress", f"{args.plan.name}-canary", annotations={
+                "nginx.ingress.kubernetes.io/canary": "true",
+                "nginx.ingress.kubernetes.io/canary-weight": str(args.plan.canary_weight),
+            }),
+            spec={
+                "ingress_class_name": args.environment.ingress.class_name,
+                "rules": [{
+                    "host": args.host,
+                    "http": {"paths": [{
+                        "path": "/",
+                        "path_type": "Prefix",
+                        "backend": {"service": {"name": canary.metadata.name, "port": {"name": HTTP_PORT_NAME}}},
+                    }]},
+                }],
+            },
+            opts=self.child_opts(),
+        )
+
+    def _service_monitor(self, name: str, services: list[k8s.core.v1.Service]) -> None:
         plan, args = self.args.plan, self.args
         monitor_labels = {**self.labels, **args.monitoring.selector_labels}
         k8s.apiextensions.CustomResource(
@@ -382,8 +445,11 @@ class CodaiService(PlatformComponent):
             spec={
                 "selector": {"matchLabels": selector(plan.name)},
                 "namespaceSelector": {"matchNames": [args.namespace]},
-                # Copies the tier onto every series, so alerts and dashboards can group by it.
+                # job = the service's name for every track, so alerts see canaries as the service;
+                # the tier and the track are copied onto every series for grouping and comparison.
+                "jobLabel": "app.kubernetes.io/name",
                 "targetLabels": ["codai.io/tier"],
+                "podTargetLabels": [TRACK],
                 "endpoints": [{
                     "port": METRICS_PORT_NAME,
                     "path": plan.spec.metrics_path,
@@ -392,5 +458,14 @@ class CodaiService(PlatformComponent):
                     "scrapeTimeout": plan.policy.scrape_timeout,
                 }],
             },
-            opts=self.child_opts(depends_on=[service]),
+            opts=self.child_opts(depends_on=services),
         )
+
+
+def _upper_snake(flag: str) -> str:
+    """``newCheckout`` -> ``NEW_CHECKOUT``."""
+    return "".join(f"_{c}" if c.isupper() else c.upper() for c in flag)
+
+
+def _flag_text(value: bool | int | str) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -51,10 +51,11 @@ class PlatformSettings:
         return next(service for service in self.services if service.name == name)
 
     def requested_at_max_scale(self) -> tuple[Cpu, Memory, Memory]:
-        """CPU and memory requests, and memory limits, with every service at its HPA ceiling."""
-        cpu = sum(s.cpu_request.millis * s.replicas_max for s in self.services)
-        memory = sum(s.memory_request.bytes * s.replicas_max for s in self.services)
-        memory_limits = sum(s.memory_limit.bytes * s.replicas_max for s in self.services)
+        """CPU and memory requests, and memory limits, with every service at its HPA ceiling (plus canaries)."""
+        pods = {s.name: s.replicas_max + s.fixed_replicas for s in self.services}
+        cpu = sum(s.cpu_request.millis * pods[s.name] for s in self.services)
+        memory = sum(s.memory_request.bytes * pods[s.name] for s in self.services)
+        memory_limits = sum(s.memory_limit.bytes * pods[s.name] for s in self.services)
         return Cpu(cpu), Memory(memory), Memory(memory_limits)
 
 

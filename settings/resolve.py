@@ -18,11 +18,25 @@ from services.model import ServiceSpec
 from services.tiers import TIER_POLICIES, Tier, TierPolicy
 from settings.defaults import SIZING
 from settings.quantities import Cpu, Memory
+from settings.rollout import FlagValue, ImageOverride, RolloutStrategy
 from settings.stack import ServiceOverrides, StackSettings
 from settings.workload import WorkloadOverrides
 
 #: A problem found while resolving: (key path, message).
 Problem = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One Deployment of a service. Rolling has one; canary and blue-green have two."""
+
+    #: Value of the ``codai.io/track`` pod label: stable, canary, blue or green.
+    track: str
+    image: str
+    #: The HPA scales it and the service's main Service sends it traffic.
+    live: bool
+    #: Replica count of a workload the HPA does not scale (a canary, the idle colour).
+    fixed_replicas: int | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,20 @@ class ResolvedService:
     target_cpu_utilization: int
     target_memory_utilization: int
     env: dict[str, str] = field(default_factory=dict)
+    feature_flags: dict[str, FlagValue] = field(default_factory=dict)
+    strategy: RolloutStrategy = RolloutStrategy.ROLLING
+    workloads: tuple[Workload, ...] = ()
+    #: Percent of ingress traffic sent to the canary (canary strategy only).
+    canary_weight: int | None = None
+
+    @property
+    def live(self) -> Workload:
+        return next(w for w in self.workloads if w.live)
+
+    @property
+    def fixed_replicas(self) -> int:
+        """Pods outside the HPA's control (canary, idle colour): they count against the quota too."""
+        return sum(w.fixed_replicas or 0 for w in self.workloads if not w.live)
 
     @property
     def name(self) -> str:
@@ -100,11 +128,12 @@ def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[Re
         def where(dotted: str, values: _Layered = values) -> str:
             return f"{values.get(dotted)[1]}.{_camel(dotted)}"
 
+        replicas_min = pick("replicas.min")
         plan = ResolvedService(
             spec=spec,
             policy=TIER_POLICIES[spec.tier],
-            image=_image(settings, spec, overrides),
-            replicas_min=pick("replicas.min"),
+            image=_image(settings, spec, overrides.image),
+            replicas_min=replicas_min,
             replicas_max=pick("replicas.max"),
             cpu_request=pick("resources.requests.cpu"),
             cpu_limit=pick("resources.limits.cpu"),
@@ -113,7 +142,17 @@ def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[Re
             target_cpu_utilization=pick("autoscaling.target_cpu_utilization"),
             target_memory_utilization=pick("autoscaling.target_memory_utilization"),
             env=dict(overrides.env),
+            feature_flags=dict(overrides.feature_flags),
+            strategy=overrides.rollout.strategy,
+            workloads=_workloads(settings, spec, overrides, replicas_min),
+            canary_weight=overrides.rollout.canary.weight if overrides.rollout.canary else None,
         )
+        if plan.strategy == RolloutStrategy.CANARY and not spec.public:
+            problems.append((
+                f"services.{spec.name}.rollout.strategy",
+                f"{spec.name} is internal: a canary splits ingress traffic, so it needs a public service;"
+                " use rolling or blueGreen",
+            ))
         if plan.replicas_min > plan.replicas_max:
             problems.append((
                 where("replicas.min"),
@@ -132,11 +171,35 @@ def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[Re
     return plans, problems
 
 
-def _image(settings: StackSettings, spec: ServiceSpec, overrides: ServiceOverrides) -> str:
+def _image(settings: StackSettings, spec: ServiceSpec, image: ImageOverride,
+           default: ImageOverride | None = None) -> str:
+    """``registry/repository@digest`` or ``:tag``; unset fields fall back to ``default``, then the release."""
     repository = f"{settings.environment.image_registry}/{spec.repository}"
-    if overrides.image.digest:
-        return f"{repository}@{overrides.image.digest}"
-    return f"{repository}:{overrides.image.tag or settings.environment.release}"
+    fallback = default or ImageOverride()
+    digest = image.digest or (fallback.digest if image.tag is None else None)
+    if digest:
+        return f"{repository}@{digest}"
+    return f"{repository}:{image.tag or fallback.tag or settings.environment.release}"
+
+
+def _workloads(settings: StackSettings, spec: ServiceSpec, overrides: ServiceOverrides,
+               replicas_min: int) -> tuple[Workload, ...]:
+    rollout = overrides.rollout
+    image = _image(settings, spec, overrides.image)
+    if rollout.canary is not None:
+        canary = _image(settings, spec, rollout.canary.image)
+        return (Workload("stable", image, live=True),
+                Workload("canary", canary, live=False, fixed_replicas=rollout.canary.replicas))
+    if rollout.blue_green is not None:
+        colours = rollout.blue_green
+        # The idle colour keeps the floor of replicas, so switching back is instant.
+        return tuple(
+            Workload(colour, _image(settings, spec, getattr(colours, colour), overrides.image),
+                     live=colour == colours.active,
+                     fixed_replicas=None if colour == colours.active else replicas_min)
+            for colour in ("blue", "green")
+        )
+    return (Workload("stable", image, live=True),)
 
 
 def _suggest(name: str, catalog: Catalog) -> str:

@@ -7,24 +7,24 @@ import re
 from pydantic import Field, field_validator
 
 from services.tiers import Tier
-from settings.base import ImageDigest, ImageTag, SettingsModel
+from settings.base import SettingsModel
 from settings.environment import EnvironmentSettings
 from settings.monitoring import MonitoringSettings
+from settings.rollout import FlagValue, ImageOverride, RolloutSettings, check_flag_names
 from settings.workload import WorkloadOverrides
 
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
-FlagValue = bool | int | str
-
-
-class ImageOverride(SettingsModel):
-    tag: ImageTag | None = Field(default=None, description="Pins this service's tag; environment.release when unset.")
-    digest: ImageDigest | None = Field(default=None, description="Pins the exact image; wins over the tag.")
 
 
 class ServiceOverrides(WorkloadOverrides):
     """What a stack may change for one service, on top of its tier."""
 
     image: ImageOverride = Field(default_factory=ImageOverride)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="Rolling unless set.")
+    feature_flags: dict[str, FlagValue] = Field(
+        default_factory=dict,
+        description="Runtime feature flags, rendered into the ConfigMap as FEATURE_<NAME>; a change rolls the pods.",
+    )
     env: dict[str, str] = Field(
         default_factory=dict, description="Extra non-secret settings, rendered into the service's ConfigMap."
     )
@@ -36,6 +36,11 @@ class ServiceOverrides(WorkloadOverrides):
         if bad:
             raise ValueError(f"environment variable names must be UPPER_SNAKE, got {bad}")
         return value
+
+    @field_validator("feature_flags")
+    @classmethod
+    def _flag_names(cls, value: dict[str, FlagValue]) -> dict[str, FlagValue]:
+        return check_flag_names(value)
 
 
 class StackSettings(SettingsModel):
