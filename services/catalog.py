@@ -91,6 +91,14 @@ class Catalog(Mapping[str, ServiceSpec]):
                 if spec.name in spec.callers:
                     raise ValueError(f"service catalog: {spec.name!r} lists itself as a caller")
         self._by_name = dict(sorted(by_name.items()))
+        # Both directions of "who may call whom", computed once (linear in the number of edges).
+        self._callers: dict[str, list[str]] = {}
+        self._callees: dict[str, list[str]] = {name: [] for name in self._by_name}
+        for name, spec in self._by_name.items():
+            callers = [o for o in self._by_name if o != name] if spec.callers == EVERY_SERVICE else sorted(spec.callers)
+            self._callers[name] = callers
+            for caller in callers:
+                self._callees[caller].append(name)
 
     def __getitem__(self, name: str) -> ServiceSpec:
         return self._by_name[name]
@@ -106,14 +114,11 @@ class Catalog(Mapping[str, ServiceSpec]):
 
     def callers_of(self, name: str) -> list[str]:
         """Services allowed to call ``name``, in name order."""
-        spec = self._by_name[name]
-        if spec.callers == EVERY_SERVICE:
-            return [other for other in self._by_name if other != name]
-        return sorted(spec.callers)
+        return list(self._callers[name])
 
     def callees_of(self, name: str) -> list[str]:
-        """Services that ``name`` may call: the inverse of ``callers``, derived in one place."""
-        return [other for other in self._by_name if other != name and name in self.callers_of(other)]
+        """Services that ``name`` may call: the inverse of ``callers``, in name order."""
+        return list(self._callees[name])
 
     def using(self, dependency: Dependency) -> list[ServiceSpec]:
         return [spec for spec in self._by_name.values() if dependency in spec.uses]

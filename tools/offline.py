@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import runpy
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,8 +91,16 @@ class StackRun:
 class _Mocks(pulumi.runtime.Mocks):
     """Providers' answers: a resource's outputs are its inputs, plus what a provider computes."""
 
+    def __init__(self) -> None:
+        # The runtime registers resources from several threads; the monitor's RegisterResource
+        # and the new_resource call it makes run on the same one.
+        self.current = threading.local()
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        outputs = dict(args.inputs)
+        self.current.inputs = args.inputs  # already deserialised by the monitor: reused, not redone
+        # The program reads back only object metadata (names) and generated values; echoing
+        # every input would double the serialisation work of a run for nothing.
+        outputs = {key: args.inputs[key] for key in ("metadata", "apiVersion", "kind") if key in args.inputs}
         if args.typ == "random:index/randomPassword:RandomPassword":
             # Deterministic, so renders are reproducible; the real provider draws a random value.
             digest = hashlib.sha256(args.name.encode()).hexdigest()
@@ -105,8 +114,9 @@ class _Mocks(pulumi.runtime.Mocks):
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
     """The stock mock monitor, also keeping the options a real engine would act on."""
 
-    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+    def __init__(self, mocks: _Mocks) -> None:
         super().__init__(mocks)
+        self.recorder = mocks
         self.registered: list[Registered] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
@@ -119,7 +129,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     name=request.name,
                     custom=bool(request.custom),
                     parent=request.parent,
-                    inputs=rpc.deserialize_properties(request.object) if request.object else {},
+                    inputs=self.recorder.current.inputs,
                     protect=bool(request.protect),
                     retain_on_delete=bool(request.retainOnDelete),
                     delete_before_replace=bool(request.deleteBeforeReplace),

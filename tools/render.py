@@ -10,11 +10,14 @@ prints a summary per stack: services by tier, objects by kind, requests against 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import shutil
 import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,25 +92,40 @@ def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
     return "\n".join(lines)
 
 
+def render_stack(stack: str, out: Path) -> tuple[int, str]:
+    """Render one stack; returns (exit code, what to print)."""
+    began = time.perf_counter()
+    try:
+        config, secret_keys = stack_config(stack)
+        run = run_stack(stack, config, secret_keys)
+    except SettingsError as error:
+        return 1, str(error)
+    written = write_stack(run, out)
+    platform = load_settings(stack, _decoded(config))
+    return 0, f"{summary(run, platform, time.perf_counter() - began)}\n   wrote {len(written)} files to {out / stack}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("stacks", nargs="*", help="stacks to render (default: every Pulumi.<stack>.yaml)")
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="stacks rendered at once")
     options = parser.parse_args(argv)
     stacks = options.stacks or discover_stacks()
     started = time.perf_counter()
-    for stack in stacks:
-        began = time.perf_counter()
-        try:
-            config, secret_keys = stack_config(stack)
-            run = run_stack(stack, config, secret_keys)
-        except SettingsError as error:
-            print(error, file=sys.stderr)
-            return 1
-        written = write_stack(run, options.out)
-        platform = load_settings(stack, _decoded(config))
-        print(summary(run, platform, time.perf_counter() - began))
-        print(f"   wrote {len(written)} files to {options.out / stack}")
+    jobs = max(1, min(options.jobs, len(stacks)))
+    if jobs == 1:
+        results = [render_stack(stack, options.out) for stack in stacks]
+    else:
+        # One process per stack: the Pulumi runtime is single-threaded, and stacks are independent.
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            results = list(pool.map(render_stack, stacks, [options.out] * len(stacks)))
+    for code, text in results:
+        print(text, file=sys.stderr if code else sys.stdout)
+    failed = [stack for stack, (code, _) in zip(stacks, results, strict=True) if code]
+    if failed:
+        print(f"not rendered: {', '.join(failed)}", file=sys.stderr)
+        return 1
     print(f"rendered {len(stacks)} stack(s) in {time.perf_counter() - started:.2f}s")
     return 0
 
