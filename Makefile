@@ -31,5 +31,9 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-i
 system-deps:
 	@tools/install-system-deps.sh
 
+## Render time and peak memory: each stack, and synthetic catalogs of 290 and 2,900 services.
+bench: $(VENV)/.runtime-installed
+	$(PY) -m tools.bench
+
 clean:
 	rm -rf dist .pytest_cache .mypy_cache .ruff_cache

@@ -31,15 +31,23 @@ def test_errors_abort_before_the_first_resource(monkeypatch):
     assert [t for t in registered if t != "pulumi:pulumi:Stack"] == []
 
 
-def test_a_new_stack_needs_only_environment_keys():
-    config = {f"{PROJECT}:environment": json.dumps(
-        {"domain": "eu.codai.dev", "release": "2024.12.1", "imageRegistry": "registry.eu.codai.dev/codai"})}
-    run = run_stack("production-eu", config=config)
+def test_a_new_stack_needs_only_a_stack_file_with_environment_keys(tmp_path):
+    (tmp_path / "Pulumi.production-eu.yaml").write_text(yaml.safe_dump({"config": {
+        f"{PROJECT}:environment": {
+            "domain": "eu.codai.dev",
+            "release": "2024.12.1",
+            "imageRegistry": "registry.eu.codai.dev/codai",
+            "quota": {"requestsCpu": "96", "requestsMemory": "192Gi"},
+        }}}))
+    config, secrets = stack_config("production-eu", root=tmp_path)
+    run = run_stack("production-eu", config=config, secret_keys=secrets)
     assert run.outputs["urls"]["codai"] == "https://codai.eu.codai.dev"
-    hpa = run.get("HorizontalPodAutoscaler", "docs")["spec"]
-    assert hpa["minReplicas"] >= 2  # production-shaped defaults
+    assert run.get("HorizontalPodAutoscaler", "docs")["spec"]["minReplicas"] >= 2  # production-shaped defaults
     image = run.get("Deployment", "codai")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.eu.codai.dev/codai/codai:2024.12.1"
+    hard = run.get("ResourceQuota", "codai-quota")["spec"]["hard"]
+    assert (hard["requests.cpu"], hard["requests.memory"], hard["limits.memory"]) == ("96", "192Gi", "256Gi")
+    assert run.resource("Namespace", "codai").protect
 
 
 def _keys(value: object, path: str = "") -> list[tuple[str, object]]:
