@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 
 from services.model import Dependency
 
@@ -20,7 +22,7 @@ class DependencyBinding:
 
     dependency: Dependency
     secret_name: str
-    egress: list[dict[str, Any]] = field(default_factory=list)
+    egress: list[NetworkPolicyEgressRuleArgsDict] = field(default_factory=list)
 
 
 class DependencyProvider(Protocol):

@@ -6,11 +6,15 @@ Pod Security Admission, configured by namespace labels.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
+from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
+from pulumi_kubernetes.rbac.v1 import PolicyRuleArgsDict, SubjectArgsDict
 
 from components.base import PlatformComponent
 from components.labels import PLATFORM_TIER, labels, metadata
@@ -21,7 +25,7 @@ from settings.loader import PlatformSettings
 PLATFORM_NAME = "codai-platform"
 
 #: What CI may change. Deliberately no wildcard: a new kind must be added here on purpose.
-DEPLOYER_RULES: list[dict[str, Any]] = [
+DEPLOYER_RULES: list[PolicyRuleArgsDict] = [
     {"api_groups": [""], "resources": ["configmaps", "secrets", "services", "serviceaccounts",
                                         "persistentvolumeclaims"],
      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
@@ -43,7 +47,7 @@ DEPLOYER_RULES: list[dict[str, Any]] = [
 ]
 
 #: What people may read. No Secrets: reading one is reading a password.
-VIEWER_RULES: list[dict[str, Any]] = [
+VIEWER_RULES: list[PolicyRuleArgsDict] = [
     {"api_groups": [""], "resources": ["configmaps", "services", "endpoints", "pods", "pods/log", "events",
                                         "serviceaccounts", "persistentvolumeclaims", "resourcequotas",
                                         "limitranges"],
@@ -77,16 +81,17 @@ class Foundation(PlatformComponent):
         ns = env.namespace
         psa_version = f"v{env.kubernetes.min_version}"
 
-        def meta(kind: str, object_name: str, component: str, namespaced: bool = True) -> dict[str, Any]:
+        def meta(kind: str, object_name: str, component: str, namespaced: bool = True) -> ObjectMetaArgsDict:
             return metadata(object_name, ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER),
                             kind=kind)
 
-        namespace_meta = meta("Namespace", ns, "namespace", namespaced=False)
-        namespace_meta["labels"].update({
+        pod_security = {
             f"pod-security.kubernetes.io/{mode}{suffix}": value
             for mode in ("enforce", "audit", "warn")
             for suffix, value in (("", "restricted"), ("-version", psa_version))
-        })
+        }
+        namespace_meta = metadata(ns, None, {**labels(PLATFORM_NAME, "namespace", PLATFORM_TIER), **pod_security},
+                                  kind="Namespace")
         # Deleting the namespace deletes everything in it, databases included.
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -136,8 +141,10 @@ class Foundation(PlatformComponent):
             opts=self.child_opts(**after_namespace),
         )
 
-        self._role_with_bindings(name, ns, "deployer", DEPLOYER_RULES, env.rbac.deployers, meta, after_namespace)
-        self._role_with_bindings(name, ns, "viewer", VIEWER_RULES, env.rbac.viewers, meta, after_namespace)
+        for role, rules, subjects in (("deployer", DEPLOYER_RULES, env.rbac.deployers),
+                                      ("viewer", VIEWER_RULES, env.rbac.viewers)):
+            self._role_with_binding(f"{name}-{role}", f"codai-{role}", rules, subjects,
+                                    meta=meta, after_namespace=after_namespace)
 
         self.priority_classes = {}
         for tier, policy in TIER_POLICIES.items():
@@ -155,33 +162,34 @@ class Foundation(PlatformComponent):
 
         self.register_outputs({"namespace": self.namespace.metadata.name})
 
-    def _role_with_bindings(
+    def _role_with_binding(
         self,
-        name: str,
-        ns: str,
-        role: str,
-        rules: list[dict[str, Any]],
+        resource_name: str,
+        role_name: str,
+        rules: list[PolicyRuleArgsDict],
         subjects: list[Subject],
-        meta: Any,
+        *,
+        meta: Callable[[str, str, str], ObjectMetaArgsDict],
         after_namespace: dict[str, Any],
     ) -> None:
-        role_name = f"codai-{role}"
-        k8s.rbac.v1.Role(f"{name}-{role}-role", metadata=meta("Role", role_name, "rbac"), rules=rules,
+        k8s.rbac.v1.Role(f"{resource_name}-role", metadata=meta("Role", role_name, "rbac"), rules=rules,
                          opts=self.child_opts(**after_namespace))
         k8s.rbac.v1.RoleBinding(
-            f"{name}-{role}-binding",
+            f"{resource_name}-binding",
             metadata=meta("RoleBinding", role_name, "rbac"),
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
-            subjects=[
-                {"kind": s.kind, "name": s.name, **({"namespace": s.namespace} if s.namespace else
-                                                    {"api_group": "rbac.authorization.k8s.io"})}
-                for s in subjects
-            ],
+            subjects=[_subject(s) for s in subjects],
             opts=self.child_opts(**after_namespace),
         )
 
 
-def dns_egress_rule() -> dict[str, Any]:
+def _subject(subject: Subject) -> SubjectArgsDict:
+    if subject.namespace:  # a ServiceAccount
+        return {"kind": subject.kind, "name": subject.name, "namespace": subject.namespace}
+    return {"kind": subject.kind, "name": subject.name, "api_group": "rbac.authorization.k8s.io"}
+
+
+def dns_egress_rule() -> NetworkPolicyEgressRuleArgsDict:
     """Egress to the cluster DNS only (kube-dns / CoreDNS in kube-system)."""
     return {
         "to": [{

@@ -7,7 +7,7 @@ so a rollout cannot orphan pods.
 
 from __future__ import annotations
 
-from typing import Any
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 
 from components.security import checkov_skip_annotations
 
@@ -56,12 +56,12 @@ def metadata(
     object_labels: dict[str, str],
     annotations: dict[str, str] | None = None,
     kind: str | None = None,
-) -> dict[str, Any]:
+) -> ObjectMetaArgsDict:
     """ObjectMeta with the name and namespace always set: mocks (and renders) have no provider defaults.
 
     With ``kind``, the scanner exceptions recorded for that kind are added as annotations.
     """
-    meta: dict[str, Any] = {"name": name, "labels": dict(object_labels)}
+    meta: ObjectMetaArgsDict = {"name": name, "labels": dict(object_labels)}
     if namespace is not None:
         meta["namespace"] = namespace
     merged = {**(checkov_skip_annotations(kind) if kind else {}), **(annotations or {})}

@@ -7,14 +7,14 @@ builders here are what satisfies it. Exceptions to scanner checks live in
 
 from __future__ import annotations
 
-from typing import Any
+from pulumi_kubernetes.core.v1 import PodSecurityContextArgsDict, SecurityContextArgsDict
 
 #: Non-root user of every Codai container: restricted Pod Security asks for non-root, and
 #: a UID of 10000 or more stays clear of users that exist on nodes.
 RUN_AS_USER = 10001
 
 
-def pod_security_context(user: int = RUN_AS_USER) -> dict[str, Any]:
+def pod_security_context(user: int = RUN_AS_USER) -> PodSecurityContextArgsDict:
     return {
         "run_as_non_root": True,
         "run_as_user": user,
@@ -24,7 +24,7 @@ def pod_security_context(user: int = RUN_AS_USER) -> dict[str, Any]:
     }
 
 
-def container_security_context(user: int = RUN_AS_USER) -> dict[str, Any]:
+def container_security_context(user: int = RUN_AS_USER) -> SecurityContextArgsDict:
     return {
         "allow_privilege_escalation": False,
         "privileged": False,

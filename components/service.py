@@ -10,6 +10,16 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
+from pulumi_kubernetes.apps.v1 import DeploymentSpecArgsDict
+from pulumi_kubernetes.autoscaling.v2 import MetricSpecArgsDict
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgsDict,
+    EnvFromSourceArgsDict,
+    ProbeArgsDict,
+    TopologySpreadConstraintArgsDict,
+)
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
+from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict, NetworkPolicyIngressRuleArgsDict
 
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding
@@ -84,14 +94,18 @@ class CodaiService(PlatformComponent):
         )
         config_data = self._config_data()
         config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config", metadata=self._meta("ConfigMap", f"{plan.name}-config"), data=config_data, opts=self.child_opts()
+            f"{name}-config",
+            metadata=self._meta("ConfigMap", f"{plan.name}-config"),
+            data=config_data,
+            opts=self.child_opts(),
         )
         secret_names = [binding.secret_name for binding in args.bindings]
         if plan.spec.generated_secrets:
             secret_names.insert(0, self._generated_secret(name).metadata.name)  # type: ignore[arg-type]
 
         self.deployments = {
-            workload.track: self._deployment(name, workload, service_account, config_map, config_data, secret_names)
+            workload.track: self._deployment(name, workload, service_account=service_account, config_map=config_map,
+                                             config_data=config_data, secret_names=secret_names)
             for workload in plan.workloads
         }
         service = self._service(name, plan.name, track_selector(plan.name, plan.live.track))
@@ -116,7 +130,7 @@ class CodaiService(PlatformComponent):
 
     # --- metadata and configuration ------------------------------------------------------
 
-    def _meta(self, kind: str, object_name: str, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    def _meta(self, kind: str, object_name: str, annotations: dict[str, str] | None = None) -> ObjectMetaArgsDict:
         return metadata(object_name, self.args.namespace, self.labels, annotations, kind=kind)
 
     def _config_data(self) -> dict[str, str]:
@@ -177,6 +191,7 @@ class CodaiService(PlatformComponent):
         self,
         name: str,
         workload: Workload,
+        *,
         service_account: k8s.core.v1.ServiceAccount,
         config_map: k8s.core.v1.ConfigMap,
         config_data: dict[str, str],
@@ -200,7 +215,7 @@ class CodaiService(PlatformComponent):
         config_map: k8s.core.v1.ConfigMap,
         config_data: dict[str, str],
         secret_names: list[Any],
-    ) -> dict[str, Any]:
+    ) -> DeploymentSpecArgsDict:
         plan = self.args.plan
         # A changed ConfigMap must roll the pods: the checksum makes it a pod template change.
         config_checksum = hashlib.sha256(json.dumps(config_data, sort_keys=True).encode()).hexdigest()
@@ -237,7 +252,7 @@ class CodaiService(PlatformComponent):
             },
         }
 
-    def _spread(self, topology_key: str) -> dict[str, Any]:
+    def _spread(self, topology_key: str) -> TopologySpreadConstraintArgsDict:
         return {
             "max_skew": 1,
             "topology_key": topology_key,
@@ -249,11 +264,11 @@ class CodaiService(PlatformComponent):
 
     def _container(
         self, workload: Workload, config_map: k8s.core.v1.ConfigMap, secret_names: list[Any]
-    ) -> dict[str, Any]:
+    ) -> ContainerArgsDict:
         plan = self.args.plan
         spec = plan.spec
 
-        def probe(path: str, period: int, failures: int) -> dict[str, Any]:
+        def probe(path: str, period: int, failures: int) -> ProbeArgsDict:
             return {
                 "http_get": {"path": path, "port": HTTP_PORT_NAME},
                 "period_seconds": period,
@@ -271,7 +286,7 @@ class CodaiService(PlatformComponent):
             ],
             "env_from": [
                 {"config_map_ref": {"name": config_map.metadata.name}},
-                *({"secret_ref": {"name": secret}} for secret in secret_names),
+                *[EnvFromSourceArgsDict(secret_ref={"name": secret}) for secret in secret_names],
             ],
             "resources": {
                 "requests": {"cpu": str(plan.cpu_request), "memory": str(plan.memory_request)},
@@ -292,7 +307,7 @@ class CodaiService(PlatformComponent):
     def _autoscaler(self, name: str, deployment: k8s.apps.v1.Deployment) -> None:
         plan = self.args.plan
 
-        def utilization(resource: str, target: int) -> dict[str, Any]:
+        def utilization(resource: str, target: int) -> MetricSpecArgsDict:
             return {"type": "Resource", "resource": {"name": resource, "target": {
                 "type": "Utilization", "average_utilization": target}}}
 
@@ -338,8 +353,8 @@ class CodaiService(PlatformComponent):
     def _network_policy(self, name: str) -> None:
         plan, args = self.args.plan, self.args
         spec = plan.spec
-        ingress: list[dict[str, Any]] = [{
-            "from": [{
+        ingress: list[NetworkPolicyIngressRuleArgsDict] = [{
+            "from_": [{
                 "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": args.monitoring.namespace}},
                 "pod_selector": {"match_labels": dict(args.monitoring.prometheus_pod_labels)},
             }],
@@ -347,17 +362,17 @@ class CodaiService(PlatformComponent):
         }]
         if spec.public:
             ingress.append({
-                "from": [{"namespace_selector": {"match_labels": {
+                "from_": [{"namespace_selector": {"match_labels": {
                     "kubernetes.io/metadata.name": args.environment.ingress.controller_namespace}}}],
                 "ports": [{"protocol": "TCP", "port": HTTP_PORT_NAME}],
             })
         if args.callers:
             ingress.append({
-                "from": [{"pod_selector": {"match_expressions": [
+                "from_": [{"pod_selector": {"match_expressions": [
                     {"key": "app.kubernetes.io/name", "operator": "In", "values": list(args.callers)}]}}],
                 "ports": [{"protocol": "TCP", "port": HTTP_PORT_NAME}],
             })
-        egress: list[dict[str, Any]] = [dns_egress_rule()]
+        egress: list[NetworkPolicyEgressRuleArgsDict] = [dns_egress_rule()]
         egress += [
             {"to": [{"pod_selector": {"match_labels": selector(peer.name)}}],
              "ports": [{"protocol": "TCP", "port": peer.port}]}
@@ -367,7 +382,7 @@ class CodaiService(PlatformComponent):
             egress += binding.egress
         if spec.external_egress:
             egress.append({
-                "to": [{"ip_block": {"cidr": "0.0.0.0/0", "except": PRIVATE_RANGES}}],
+                "to": [{"ip_block": {"cidr": "0.0.0.0/0", "except_": PRIVATE_RANGES}}],
                 "ports": [{"protocol": "TCP", "port": 443}],
             })
         k8s.networking.v1.NetworkPolicy(

@@ -96,7 +96,7 @@ def _capacity_problems(platform: PlatformSettings) -> list[Problem]:
     """A quota that cannot hold every service at its HPA ceiling would silently cap autoscaling."""
     cpu, memory, memory_limits = platform.requested_at_max_scale()
     quota = platform.quota
-    checks = [
+    checks: list[tuple[str, Cpu | Memory, Cpu | Memory]] = [
         ("requestsCpu", cpu, quota.requests_cpu),
         ("requestsMemory", memory, quota.requests_memory),
         ("limitsMemory", memory_limits, quota.limits_memory),
@@ -108,8 +108,12 @@ def _capacity_problems(platform: PlatformSettings) -> list[Problem]:
             " or lower the tier ceilings",
         )
         for key, needed, limit in checks
-        if needed > limit
+        if _amount(needed) > _amount(limit)
     ]
+
+
+def _amount(quantity: Cpu | Memory) -> int:
+    return quantity.millis if isinstance(quantity, Cpu) else quantity.bytes
 
 
 def _pydantic_problems(error: ValidationError) -> list[Problem]:

@@ -8,7 +8,6 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from services.catalog import CATALOG
 from settings.loader import PROJECT, PlatformSettings, load_settings
 
 

@@ -7,6 +7,7 @@ stack key a user can change.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -203,7 +204,5 @@ def _workloads(settings: StackSettings, spec: ServiceSpec, overrides: ServiceOve
 
 
 def _suggest(name: str, catalog: Catalog) -> str:
-    import difflib
-
     close = difflib.get_close_matches(name, list(catalog), n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; known services: {', '.join(catalog)}"

@@ -51,7 +51,8 @@ def test_rbac_has_no_wildcards_and_viewers_cannot_read_secrets(any_stack):
     assert viewer_verbs == {"get", "list", "watch"}
     binding = any_stack.get("RoleBinding", "codai-deployer")
     assert binding["roleRef"]["name"] == "codai-deployer"
-    assert binding["subjects"] == [{"kind": "Group", "name": "codai:deployers", "apiGroup": "rbac.authorization.k8s.io"}]
+    assert binding["subjects"] == [
+        {"kind": "Group", "name": "codai:deployers", "apiGroup": "rbac.authorization.k8s.io"}]
 
 
 def test_a_priority_class_per_tier_ordered_by_importance(any_stack):

@@ -9,14 +9,12 @@ import pytest
 import yaml
 
 from settings import CONFIG_KEYS, SettingsError
-from tools import render
+from tools import offline, render
 from tools.offline import PROJECT, run_stack, stack_config
 
 
 def test_errors_abort_before_the_first_resource(monkeypatch):
     registered: list[str] = []
-    import tools.offline as offline
-
     original = offline._RecordingMonitor.RegisterResource
 
     def spy(self, request):  # records every registration attempt
@@ -26,7 +24,7 @@ def test_errors_abort_before_the_first_resource(monkeypatch):
     monkeypatch.setattr(offline._RecordingMonitor, "RegisterResource", spy)
     config = {f"{PROJECT}:environment": json.dumps({"domain": "codai.dev", "release": "1.0"}),
               f"{PROJECT}:services": json.dumps({"wallet": {"replicas": {"min": 9, "max": 2}}})}
-    with pytest.raises(SettingsError, match="services.wallet.replicas.min"):
+    with pytest.raises(SettingsError, match=r"services\.wallet\.replicas\.min"):
         run_stack("production", config=config)
     assert [t for t in registered if t != "pulumi:pulumi:Stack"] == []
 

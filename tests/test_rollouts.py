@@ -33,7 +33,8 @@ def changes(before: StackRun, after: StackRun) -> tuple[set[str], set[str], set[
 
 
 def kind_and_name(run: StackRun, urns: set[str]) -> set[tuple[str, str]]:
-    return {(r.inputs["kind"], r.inputs["metadata"]["name"]) for r in run.resources if r.urn in urns and r.is_kubernetes}
+    return {(r.inputs["kind"], r.inputs["metadata"]["name"])
+            for r in run.resources if r.urn in urns and r.is_kubernetes}
 
 
 def image(run: StackRun, deployment: str) -> str:

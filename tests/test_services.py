@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 import pytest
@@ -242,9 +244,6 @@ def test_generated_secrets_come_from_random_and_are_redacted(run):
 
 
 def test_config_checksum_follows_the_config(run):
-    import hashlib
-    import json
-
     for name in SERVICE_NAMES:
         data = run.get("ConfigMap", f"{name}-config")["data"]
         annotations = run.get("Deployment", name)["spec"]["template"]["metadata"]["annotations"]

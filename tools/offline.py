@@ -52,7 +52,8 @@ class Registered:
 
     def manifest(self, redact: bool = True) -> dict[str, Any]:
         """The Kubernetes object, with secret values redacted and numbers as the API has them."""
-        return _plain(self.inputs, redact)
+        manifest: dict[str, Any] = _plain(self.inputs, redact)
+        return manifest
 
 
 @dataclass
@@ -107,8 +108,8 @@ class _Mocks(pulumi.runtime.Mocks):
             outputs["result"] = digest[: int(args.inputs.get("length", 32))]
         return f"{args.name}-id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, _args: pulumi.runtime.MockCallArgs) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+        return {}, None  # the program invokes no provider functions
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -120,7 +121,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.registered: list[Registered] = []
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.registered.append(
                 Registered(

@@ -85,7 +85,8 @@ def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
     mem_min = Memory(sum(s.memory_request.bytes * s.replicas_min for s in platform.services))
     cpu_max, mem_max, limits_max = platform.requested_at_max_scale()
     quota = platform.quota
-    lines.append(f"   requests.cpu     {cpu_min!s:>7} at min replicas, {cpu_max!s:>7} at max / quota {quota.requests_cpu}")
+    lines.append(f"   requests.cpu     {cpu_min!s:>7} at min replicas, {cpu_max!s:>7} at max / quota "
+                 f"{quota.requests_cpu}")
     lines.append(f"   requests.memory  {mem_min!s:>7} at min replicas, {mem_max!s:>7} at max / quota "
                  f"{quota.requests_memory}")
     lines.append(f"   limits.memory    {'':>7}                 {limits_max!s:>7} at max / quota {quota.limits_memory}")
