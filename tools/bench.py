@@ -50,7 +50,11 @@ def synthetic_catalog(factor: int) -> Catalog:
         return name if copy == 0 else f"{name}-{copy}"
 
     def copy_of(spec: ServiceSpec, copy: int) -> ServiceSpec:
-        callers = spec.callers if spec.callers == EVERY_SERVICE else tuple(renamed(c, copy) for c in spec.callers)
+        # Each copy is a whole ecosystem of its own: "every service" means every service of
+        # that copy. (Otherwise 100 copies of logai would each admit all 2,900 services, and
+        # the policies, not the program, would grow quadratically.)
+        names = [s.name for s in SERVICES if s.name != spec.name] if spec.callers == EVERY_SERVICE else spec.callers
+        callers = tuple(renamed(c, copy) for c in names)
         return spec.model_copy(update={"name": renamed(spec.name, copy), "callers": callers,
                                        "image_repository": spec.repository})
 
