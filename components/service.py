@@ -19,7 +19,11 @@ from pulumi_kubernetes.core.v1 import (
     TopologySpreadConstraintArgsDict,
 )
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
-from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict, NetworkPolicyIngressRuleArgsDict
+from pulumi_kubernetes.networking.v1 import (
+    IngressSpecArgsDict,
+    NetworkPolicyEgressRuleArgsDict,
+    NetworkPolicyIngressRuleArgsDict,
+)
 
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding
@@ -399,6 +403,8 @@ class CodaiService(PlatformComponent):
 
     def _ingress(self, name: str, service: k8s.core.v1.Service) -> None:
         args = self.args
+        spec = self._ingress_spec(service)
+        spec["tls"] = [{"hosts": [args.host], "secret_name": f"{args.plan.name}-tls"}]
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=self._meta("Ingress", args.plan.name, annotations={
@@ -406,18 +412,7 @@ class CodaiService(PlatformComponent):
                 "nginx.ingress.kubernetes.io/ssl-redirect": "true",
                 "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
             }),
-            spec={
-                "ingress_class_name": args.environment.ingress.class_name,
-                "tls": [{"hosts": [args.host], "secret_name": f"{args.plan.name}-tls"}],
-                "rules": [{
-                    "host": args.host,
-                    "http": {"paths": [{
-                        "path": "/",
-                        "path_type": "Prefix",
-                        "backend": {"service": {"name": service.metadata.name, "port": {"name": HTTP_PORT_NAME}}},
-                    }]},
-                }],
-            },
+            spec=spec,
             opts=self.child_opts(),
         )
 
@@ -427,26 +422,29 @@ class CodaiService(PlatformComponent):
         No TLS block of its own: ingress-nginx serves the host's certificate from the main
         Ingress, and a second Certificate for the same secret would fight the first.
         """
-        args = self.args
         k8s.networking.v1.Ingress(
             f"{name}-canary-ingress",
-            metadata=self._meta("Ingress", f"{args.plan.name}-canary", annotations={
+            metadata=self._meta("Ingress", f"{self.args.plan.name}-canary", annotations={
                 "nginx.ingress.kubernetes.io/canary": "true",
-                "nginx.ingress.kubernetes.io/canary-weight": str(args.plan.canary_weight),
+                "nginx.ingress.kubernetes.io/canary-weight": str(self.args.plan.canary_weight),
             }),
-            spec={
-                "ingress_class_name": args.environment.ingress.class_name,
-                "rules": [{
-                    "host": args.host,
-                    "http": {"paths": [{
-                        "path": "/",
-                        "path_type": "Prefix",
-                        "backend": {"service": {"name": canary.metadata.name, "port": {"name": HTTP_PORT_NAME}}},
-                    }]},
-                }],
-            },
+            spec=self._ingress_spec(canary),
             opts=self.child_opts(),
         )
+
+    def _ingress_spec(self, backend: k8s.core.v1.Service) -> IngressSpecArgsDict:
+        """The service's host, every path, to ``backend``'s http port."""
+        return {
+            "ingress_class_name": self.args.environment.ingress.class_name,
+            "rules": [{
+                "host": self.args.host,
+                "http": {"paths": [{
+                    "path": "/",
+                    "path_type": "Prefix",
+                    "backend": {"service": {"name": backend.metadata.name, "port": {"name": HTTP_PORT_NAME}}},
+                }]},
+            }],
+        }
 
     def _service_monitor(self, name: str, services: list[k8s.core.v1.Service]) -> None:
         plan, args = self.args.plan, self.args
