@@ -4,17 +4,28 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: render test validate lint bench system-deps venv clean
+.PHONY: render test validate lint typecheck bench system-deps venv clean
 
 ## Render every stack's Kubernetes objects to dist/<stack>/ and print a summary per stack.
 render: $(VENV)/.runtime-installed
 	$(PY) -m tools.render
 
 ## Run the whole test suite: lint, types, unit tests with mocks, schemas, checkov, real tools and servers.
-test: $(VENV)/.dev-installed system-deps
+test: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed system-deps lint typecheck
 	$(PY) -m pytest
+
+## Schema validation and cross-object lint of every rendered stack.
+validate: $(VENV)/.dev-installed
+	$(PY) -m tools.validate
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check .
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy settings services components tools policy __main__.py
 
 venv: $(VENV)/.dev-installed
 
@@ -25,6 +36,11 @@ $(VENV)/.runtime-installed: requirements.txt
 
 $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 ## Debian packages the tests drive for real (promtool, amtool, PostgreSQL, Redis).

@@ -81,17 +81,15 @@ class Foundation(PlatformComponent):
         ns = env.namespace
         psa_version = f"v{env.kubernetes.min_version}"
 
-        def meta(kind: str, object_name: str, component: str, namespaced: bool = True) -> ObjectMetaArgsDict:
-            return metadata(object_name, ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER),
-                            kind=kind)
+        def meta(object_name: str, component: str, namespaced: bool = True) -> ObjectMetaArgsDict:
+            return metadata(object_name, ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER))
 
         pod_security = {
             f"pod-security.kubernetes.io/{mode}{suffix}": value
             for mode in ("enforce", "audit", "warn")
             for suffix, value in (("", "restricted"), ("-version", psa_version))
         }
-        namespace_meta = metadata(ns, None, {**labels(PLATFORM_NAME, "namespace", PLATFORM_TIER), **pod_security},
-                                  kind="Namespace")
+        namespace_meta = metadata(ns, None, {**labels(PLATFORM_NAME, "namespace", PLATFORM_TIER), **pod_security})
         # Deleting the namespace deletes everything in it, databases included.
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -103,7 +101,7 @@ class Foundation(PlatformComponent):
         quota = args.platform.quota
         k8s.core.v1.ResourceQuota(
             f"{name}-quota",
-            metadata=meta("ResourceQuota", "codai-quota", "quota"),
+            metadata=meta("codai-quota", "quota"),
             spec={"hard": {
                 "requests.cpu": str(quota.requests_cpu),
                 "requests.memory": str(quota.requests_memory),
@@ -117,7 +115,7 @@ class Foundation(PlatformComponent):
         # Defaults for any container that forgets its resources (a quota rejects such pods otherwise).
         k8s.core.v1.LimitRange(
             f"{name}-limits",
-            metadata=meta("LimitRange", "codai-limits", "quota"),
+            metadata=meta("codai-limits", "quota"),
             spec={"limits": [{
                 "type": "Container",
                 "default_request": {"cpu": "100m", "memory": "128Mi"},
@@ -130,13 +128,13 @@ class Foundation(PlatformComponent):
         # Zero trust: nothing in or out unless a service's own policy allows it.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
-            metadata=meta("NetworkPolicy", "default-deny-all", "network-policy"),
+            metadata=meta("default-deny-all", "network-policy"),
             spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
             opts=self.child_opts(**after_namespace),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-dns",
-            metadata=meta("NetworkPolicy", "allow-dns-egress", "network-policy"),
+            metadata=meta("allow-dns-egress", "network-policy"),
             spec={"pod_selector": {}, "policy_types": ["Egress"], "egress": [dns_egress_rule()]},
             opts=self.child_opts(**after_namespace),
         )
@@ -151,7 +149,7 @@ class Foundation(PlatformComponent):
             class_name = f"{ns}-{tier.value}"
             k8s.scheduling.v1.PriorityClass(
                 f"{name}-priority-{tier.value}",
-                metadata=meta("PriorityClass", class_name, "priority-class", namespaced=False),
+                metadata=meta(class_name, "priority-class", namespaced=False),
                 value=policy.priority,
                 global_default=False,
                 preemption_policy="PreemptLowerPriority",
@@ -169,14 +167,14 @@ class Foundation(PlatformComponent):
         rules: list[PolicyRuleArgsDict],
         subjects: list[Subject],
         *,
-        meta: Callable[[str, str, str], ObjectMetaArgsDict],
+        meta: Callable[[str, str], ObjectMetaArgsDict],
         after_namespace: dict[str, Any],
     ) -> None:
-        k8s.rbac.v1.Role(f"{resource_name}-role", metadata=meta("Role", role_name, "rbac"), rules=rules,
+        k8s.rbac.v1.Role(f"{resource_name}-role", metadata=meta(role_name, "rbac"), rules=rules,
                          opts=self.child_opts(**after_namespace))
         k8s.rbac.v1.RoleBinding(
             f"{resource_name}-binding",
-            metadata=meta("RoleBinding", role_name, "rbac"),
+            metadata=meta(role_name, "rbac"),
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
             subjects=[_subject(s) for s in subjects],
             opts=self.child_opts(**after_namespace),

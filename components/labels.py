@@ -7,9 +7,11 @@ so a rollout cannot orphan pods.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 
-from components.security import checkov_skip_annotations
+from components.security import ScannerException, checkov_skip_annotations
 
 PART_OF = "codai"
 MANAGED_BY = "pulumi"
@@ -55,16 +57,16 @@ def metadata(
     namespace: str | None,
     object_labels: dict[str, str],
     annotations: dict[str, str] | None = None,
-    kind: str | None = None,
+    skips: Sequence[ScannerException] = (),
 ) -> ObjectMetaArgsDict:
     """ObjectMeta with the name and namespace always set: mocks (and renders) have no provider defaults.
 
-    With ``kind``, the scanner exceptions recorded for that kind are added as annotations.
+    ``skips`` are the security-scanner exceptions that apply to this object.
     """
     meta: ObjectMetaArgsDict = {"name": name, "labels": dict(object_labels)}
     if namespace is not None:
         meta["namespace"] = namespace
-    merged = {**(checkov_skip_annotations(kind) if kind else {}), **(annotations or {})}
+    merged = {**checkov_skip_annotations(skips), **(annotations or {})}
     if merged:
         meta["annotations"] = merged
     return meta

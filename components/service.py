@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,13 @@ from components.base import PlatformComponent
 from components.contracts import DependencyBinding
 from components.foundation import dns_egress_rule
 from components.labels import TRACK, labels, metadata, selector, track_selector
-from components.security import container_security_context, pod_security_context
+from components.security import (
+    IMAGE_PINNED_BY_TAG,
+    SECRETS_AS_ENVIRONMENT,
+    ScannerException,
+    container_security_context,
+    pod_security_context,
+)
 from settings.environment import EnvironmentSettings
 from settings.monitoring import MonitoringSettings
 from settings.resolve import ResolvedService, Workload
@@ -91,7 +98,7 @@ class CodaiService(PlatformComponent):
 
         service_account = k8s.core.v1.ServiceAccount(
             f"{name}-service-account",
-            metadata=self._meta("ServiceAccount", plan.name),
+            metadata=self._meta(plan.name),
             # The services do not call the Kubernetes API: no token in their pods.
             automount_service_account_token=False,
             opts=self.child_opts(),
@@ -99,7 +106,7 @@ class CodaiService(PlatformComponent):
         config_data = self._config_data()
         config_map = k8s.core.v1.ConfigMap(
             f"{name}-config",
-            metadata=self._meta("ConfigMap", f"{plan.name}-config"),
+            metadata=self._meta(f"{plan.name}-config"),
             data=config_data,
             opts=self.child_opts(),
         )
@@ -134,8 +141,13 @@ class CodaiService(PlatformComponent):
 
     # --- metadata and configuration ------------------------------------------------------
 
-    def _meta(self, kind: str, object_name: str, annotations: dict[str, str] | None = None) -> ObjectMetaArgsDict:
-        return metadata(object_name, self.args.namespace, self.labels, annotations, kind=kind)
+    def _meta(
+        self,
+        object_name: str,
+        annotations: dict[str, str] | None = None,
+        skips: Sequence[ScannerException] = (),
+    ) -> ObjectMetaArgsDict:
+        return metadata(object_name, self.args.namespace, self.labels, annotations, skips)
 
     def _config_data(self) -> dict[str, str]:
         plan, args = self.args.plan, self.args
@@ -166,7 +178,7 @@ class CodaiService(PlatformComponent):
             values[key] = password.result
         return k8s.core.v1.Secret(
             f"{name}-app-secrets",
-            metadata=self._meta("Secret", f"{plan.name}-app-secrets"),
+            metadata=self._meta(f"{plan.name}-app-secrets"),
             type="Opaque",
             string_data=values,
             opts=self.child_opts(),
@@ -177,7 +189,7 @@ class CodaiService(PlatformComponent):
     def _service(self, resource_name: str, object_name: str, pods: dict[str, str]) -> k8s.core.v1.Service:
         return k8s.core.v1.Service(
             f"{resource_name}-service",
-            metadata=self._meta("Service", object_name),
+            metadata=self._meta(object_name),
             spec={
                 "type": "ClusterIP",
                 "selector": pods,
@@ -204,9 +216,12 @@ class CodaiService(PlatformComponent):
         # The stable track keeps the plain names, so a service that never used canary or
         # colours has the same URN and object name it always had.
         suffix = "" if workload.track == "stable" else f"-{workload.track}"
+        skips = [IMAGE_PINNED_BY_TAG] if "@" not in workload.image else []
+        if secret_names:
+            skips.append(SECRETS_AS_ENVIRONMENT)
         return k8s.apps.v1.Deployment(
             f"{name}{suffix}-deployment",
-            metadata=self._meta("Deployment", f"{self.args.plan.name}{suffix}"),
+            metadata=self._meta(f"{self.args.plan.name}{suffix}", skips=skips),
             spec=self._deployment_spec(workload, service_account, config_map, config_data, secret_names),
             # The HPA owns the replica count once the Deployment exists.
             opts=self.child_opts(ignore_changes=["spec.replicas"]),
@@ -317,7 +332,7 @@ class CodaiService(PlatformComponent):
 
         k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
-            metadata=self._meta("HorizontalPodAutoscaler", plan.name),
+            metadata=self._meta(plan.name),
             spec={
                 "scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": deployment.metadata.name},
                 "min_replicas": plan.replicas_min,
@@ -341,7 +356,7 @@ class CodaiService(PlatformComponent):
         plan = self.args.plan
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
-            metadata=self._meta("PodDisruptionBudget", plan.name),
+            metadata=self._meta(plan.name),
             spec={
                 # maxUnavailable (never minAvailable = replicas) keeps node drains possible.
                 "max_unavailable": plan.policy.pdb_max_unavailable,
@@ -391,7 +406,7 @@ class CodaiService(PlatformComponent):
             })
         k8s.networking.v1.NetworkPolicy(
             f"{name}-network-policy",
-            metadata=self._meta("NetworkPolicy", plan.name),
+            metadata=self._meta(plan.name),
             spec={
                 "pod_selector": {"match_labels": selector(plan.name)},
                 "policy_types": ["Ingress", "Egress"],
@@ -407,7 +422,7 @@ class CodaiService(PlatformComponent):
         spec["tls"] = [{"hosts": [args.host], "secret_name": f"{args.plan.name}-tls"}]
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
-            metadata=self._meta("Ingress", args.plan.name, annotations={
+            metadata=self._meta(args.plan.name, annotations={
                 "cert-manager.io/cluster-issuer": args.environment.tls.cluster_issuer,
                 "nginx.ingress.kubernetes.io/ssl-redirect": "true",
                 "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
@@ -424,7 +439,7 @@ class CodaiService(PlatformComponent):
         """
         k8s.networking.v1.Ingress(
             f"{name}-canary-ingress",
-            metadata=self._meta("Ingress", f"{self.args.plan.name}-canary", annotations={
+            metadata=self._meta(f"{self.args.plan.name}-canary", annotations={
                 "nginx.ingress.kubernetes.io/canary": "true",
                 "nginx.ingress.kubernetes.io/canary-weight": str(self.args.plan.canary_weight),
             }),
@@ -453,7 +468,7 @@ class CodaiService(PlatformComponent):
             f"{name}-service-monitor",
             api_version="monitoring.coreos.com/v1",
             kind="ServiceMonitor",
-            metadata=metadata(plan.name, args.namespace, monitor_labels, kind="ServiceMonitor"),
+            metadata=metadata(plan.name, args.namespace, monitor_labels),
             # CustomResource specs are passed through as written: camelCase.
             spec={
                 "selector": {"matchLabels": selector(plan.name)},

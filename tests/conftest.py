@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tools.offline import StackRun, discover_stacks, run_stack
+from tools.offline import PROJECT, StackRun, discover_stacks, run_stack, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -48,6 +50,15 @@ def stack_run(stack: str) -> StackRun:
     if stack not in _RUNS:
         _RUNS[stack] = run_stack(stack)
     return _RUNS[stack]
+
+
+def run_with(stack: str, services: dict[str, Any]) -> StackRun:
+    """The stack file's config with ``services`` overrides merged in, run under mocks."""
+    config, secrets = stack_config(stack)
+    merged = json.loads(config.get(f"{PROJECT}:services", "{}"))
+    merged.update(services)
+    config[f"{PROJECT}:services"] = json.dumps(merged)
+    return run_stack(stack, config=config, secret_keys=secrets)
 
 
 @pytest.fixture(params=STACKS)

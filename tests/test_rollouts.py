@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import functools
-import json
-from typing import Any
 
 import pytest
 
 from settings import SettingsError
-from tests.conftest import stack_run
-from tools.offline import PROJECT, StackRun, run_stack, stack_config
+from tests.conftest import run_with, stack_run
+from tools.offline import StackRun
 
 CANARY_TAG = "2024.12.2"
-
-
-def run_with(stack: str, services: dict[str, Any]) -> StackRun:
-    """The stack file's config, with ``services`` overrides merged in."""
-    config, secrets = stack_config(stack)
-    merged = json.loads(config.get(f"{PROJECT}:services", "{}"))
-    merged.update(services)
-    config[f"{PROJECT}:services"] = json.dumps(merged)
-    return run_stack(stack, config=config, secret_keys=secrets)
 
 
 def changes(before: StackRun, after: StackRun) -> tuple[set[str], set[str], set[str]]:
