@@ -25,7 +25,7 @@ lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
 
 typecheck: $(VENV)/.dev-installed
-	$(VENV)/bin/mypy settings services components tools policy __main__.py
+	$(VENV)/bin/mypy settings services components tools policy/codai_policies.py __main__.py
 
 venv: $(VENV)/.dev-installed
 
