@@ -12,6 +12,7 @@ from components.labels import TIER_LABEL
 from services import CATALOG, TIER_POLICIES, Dependency, Tier
 from tests.conftest import STACKS, stack_run
 from tools.offline import StackRun
+from tools.validate import rules_allow
 
 SERVICE_NAMES = list(CATALOG)
 RECOMMENDED = ("app.kubernetes.io/name", "app.kubernetes.io/part-of", "app.kubernetes.io/component",
@@ -184,21 +185,6 @@ def test_scrape_intervals_are_15_30_60_by_tier(production):
     assert intervals == {Tier.CORE: "15s", Tier.BUSINESS: "30s", Tier.SUPPORT: "60s"}
 
 
-def _rule_allows(rules: list[dict[str, Any]], peer_key: str, labels: dict[str, str], port: Any) -> bool:
-    for rule in rules:
-        ports = [p["port"] for p in rule.get("ports", [])]
-        for peer in rule.get(peer_key, []):
-            selector = peer.get("podSelector", {})
-            expressions = selector.get("matchExpressions", [])
-            if "namespaceSelector" in peer or "ipBlock" in peer:
-                continue
-            if matches(selector.get("matchLabels", {}), labels) and all(
-                labels.get(e["key"]) in e["values"] for e in expressions
-            ) and (not ports or port in ports):
-                return True
-    return False
-
-
 @pytest.mark.parametrize("name", SERVICE_NAMES)
 def test_network_policy_admits_declared_callers_and_nobody_else(run, name):
     policy = run.get("NetworkPolicy", name)["spec"]
@@ -207,13 +193,13 @@ def test_network_policy_admits_declared_callers_and_nobody_else(run, name):
         if other == name:
             continue
         other_labels = run.get("Deployment", other)["spec"]["template"]["metadata"]["labels"]
-        admitted = _rule_allows(policy["ingress"], "from", other_labels, "http")
+        admitted = rules_allow(policy["ingress"], "ingress", other_labels, "http")
         assert admitted == (other in callers), f"{other} -> {name}"
         # The caller's own egress must let the call out, on the callee's container port.
         if other in callers:
             egress = run.get("NetworkPolicy", other)["spec"]["egress"]
             labels = run.get("Deployment", name)["spec"]["template"]["metadata"]["labels"]
-            assert _rule_allows(egress, "to", labels, CATALOG[name].port), f"{other} egress -> {name}"
+            assert rules_allow(egress, "egress", labels, CATALOG[name].port), f"{other} egress -> {name}"
     sources = [peer for rule in policy["ingress"] for peer in rule["from"] if "namespaceSelector" in peer]
     namespaces = {peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] for peer in sources}
     assert "monitoring" in namespaces

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SHARED, require_path
-from tools.validate import close_schema, lint, load_crd_schemas, schema_errors
+from tools.validate import close_schema, connectivity, declared_calls, lint, load_crd_schemas, schema_errors
 
 VERSIONS = ["1.30", "1.34"]  # environment.kubernetes defaults: oldest and newest supported
 
@@ -127,3 +127,25 @@ def test_lint_missing_config_map_secret_and_service_account(staging):
 def test_lint_service_monitor_on_a_port_no_service_has(staging):
     errors = broken(staging, "ServiceMonitor", "kodex", lambda m: m["spec"]["endpoints"][0].update({"port": "prom"}))
     assert errors == ["ServiceMonitor/kodex: no selected Service has a port named 'prom'"]
+
+
+def test_every_declared_call_passes_both_network_policies(any_stack):
+    calls = declared_calls()
+    assert ("stocai", "wallet") in calls and len(calls) > 40
+    assert connectivity(any_stack.kubernetes_objects(), calls) == []
+
+
+def test_a_policy_cutting_a_declared_call_is_reported(staging):
+    objects = copy.deepcopy(staging.kubernetes_objects())
+    wallet = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "wallet")
+    wallet["spec"]["ingress"] = [r for r in wallet["spec"]["ingress"] if "namespaceSelector" in r["from"][0]]
+    stocai = next(o for o in objects if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "stocai")
+    stocai["spec"]["egress"] = [r for r in stocai["spec"]["egress"]
+                                if r.get("to", [{}])[0].get("podSelector", {}).get("matchLabels", {})
+                                .get("app.kubernetes.io/name") != "wallet"]
+    errors = connectivity(objects, [("stocai", "wallet"), ("bancai", "wallet")])
+    assert errors == [
+        "NetworkPolicy: stocai may call wallet (catalog) but its egress does not allow it",
+        "NetworkPolicy: stocai may call wallet (catalog) but wallet's ingress refuses it",
+        "NetworkPolicy: bancai may call wallet (catalog) but wallet's ingress refuses it",
+    ]

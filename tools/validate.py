@@ -25,6 +25,7 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from services.catalog import CATALOG
 from settings.loader import load_settings
 from tools.offline import ROOT, discover_stacks, run_stack, stack_config
 
@@ -261,6 +262,57 @@ def lint(objects: Sequence[Object]) -> list[str]:
     return errors
 
 
+# --- connectivity: what the catalog declares must be allowed by both sides' policies ----------
+
+
+def _peer_admits(peer: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A same-namespace pod selector peer that selects ``labels`` (namespace and IP peers do not)."""
+    if "namespaceSelector" in peer or "ipBlock" in peer or "podSelector" not in peer:
+        return False
+    selector = peer["podSelector"]
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items()) and all(
+        labels.get(e["key"]) in e["values"] for e in selector.get("matchExpressions", []) if e["operator"] == "In")
+
+
+def rules_allow(rules: list[dict[str, Any]], direction: str, labels: dict[str, str], port: Any) -> bool:
+    """Whether any of ``rules`` (a policy's ingress or egress) lets ``labels`` pods through on ``port``."""
+    key = "from" if direction == "ingress" else "to"
+    return any(
+        (not rule.get("ports") or port in [p["port"] for p in rule["ports"]])
+        and any(_peer_admits(peer, labels) for peer in rule.get(key, []))
+        for rule in rules
+    )
+
+
+def _policy_for(policies: list[Object], labels: dict[str, str]) -> list[Object]:
+    return [p for p in policies if p["spec"]["podSelector"].get("matchLabels")
+            and all(labels.get(k) == v for k, v in p["spec"]["podSelector"]["matchLabels"].items())]
+
+
+def connectivity(objects: Sequence[Object], calls: Iterable[tuple[str, str]]) -> list[str]:
+    """Each declared call (client Deployment, server Deployment) must pass both NetworkPolicies."""
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
+    errors = []
+    for client, server in calls:
+        client_pods = deployments[client]["spec"]["template"]["metadata"]["labels"]
+        server_template = deployments[server]["spec"]["template"]
+        server_pods = server_template["metadata"]["labels"]
+        http = next(p for c in server_template["spec"]["containers"] for p in c["ports"] if p["name"] == "http")
+        egress = [r for p in _policy_for(policies, client_pods) for r in p["spec"].get("egress", [])]
+        ingress = [r for p in _policy_for(policies, server_pods) for r in p["spec"].get("ingress", [])]
+        if not rules_allow(egress, "egress", server_pods, http["containerPort"]):
+            errors.append(f"NetworkPolicy: {client} may call {server} (catalog) but its egress does not allow it")
+        if not rules_allow(ingress, "ingress", client_pods, "http"):
+            errors.append(f"NetworkPolicy: {client} may call {server} (catalog) but {server}'s ingress refuses it")
+    return errors
+
+
+def declared_calls() -> list[tuple[str, str]]:
+    """(caller, callee) pairs the catalog declares."""
+    return [(caller, name) for name in CATALOG for caller in CATALOG.callers_of(name)]
+
+
 def validate_stack(stack: str, crd_folder: Path = DEFAULT_CRDS) -> Report:
     config, secrets = stack_config(stack)
     run = run_stack(stack, config, secrets)
@@ -269,7 +321,7 @@ def validate_stack(stack: str, crd_folder: Path = DEFAULT_CRDS) -> Report:
     versions = [settings.environment.kubernetes.min_version, settings.environment.kubernetes.max_version]
     objects = run.kubernetes_objects()
     errors, builtin, custom = schema_errors(objects, versions, load_crd_schemas(crd_folder))
-    return Report(stack, builtin, custom, errors + lint(objects))
+    return Report(stack, builtin, custom, errors + lint(objects) + connectivity(objects, declared_calls()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
