@@ -1,10 +1,212 @@
-"""Where Prometheus lives and how it finds our ServiceMonitors."""
+"""Monitoring settings: where Prometheus lives, alert thresholds, alert routing and dashboards.
+
+Every value has a production-shaped default, so a stack file states only what differs
+(``codai-platform:monitoring``). Receiver credentials are never values here: a stack names
+the Kubernetes Secret (and key) that holds each one, and the Prometheus operator reads it.
+"""
 
 from __future__ import annotations
 
-from pydantic import Field
+import re
+from typing import Annotated
 
+from pydantic import AfterValidator, Field, HttpUrl, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from services.tiers import Tier
 from settings.base import DnsLabel, SettingsModel
+
+#: A Prometheus/Alertmanager duration, units in descending order ("1h30m"): the pattern the
+#: monitoring.coreos.com CRDs enforce, so a value accepted here is accepted by the API server.
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+
+
+def duration_seconds(text: str) -> float:
+    """``"1h30m"`` -> ``5400.0``; raises ValueError for anything else."""
+    if text == "0":
+        return 0.0
+    match = _DURATION.match(text)
+    if not text or not match:
+        raise ValueError(f"{text!r} is not a duration such as '30s', '5m' or '1h30m' (units y w d h m s ms, "
+                         "largest first)")
+    return sum(int(part) * unit for part, unit in zip(match.groups(), _DURATION_SECONDS, strict=True) if part)
+
+
+def _duration(text: str) -> str:
+    duration_seconds(text)
+    return text
+
+
+def _positive_duration(text: str) -> str:
+    if duration_seconds(text) <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return text
+
+
+def _secret_key(text: str) -> str:
+    if not _SECRET_KEY.match(text):
+        raise ValueError(f"{text!r} is not a Secret key (letters, digits, '-', '_', '.')")
+    return text
+
+
+#: ``for`` of an alert: how long the condition must hold before the alert fires ("0" fires at once).
+Duration = Annotated[str, AfterValidator(_duration)]
+PositiveDuration = Annotated[str, AfterValidator(_positive_duration)]
+#: A share of a whole: an error ratio or a fraction of a resource limit (0.9 is 90 %).
+Ratio = Annotated[float, Field(gt=0, le=1)]
+
+#: p95 latency objective per tier, in seconds: the LatencyHigh warning fires above it.
+DEFAULT_LATENCY_P95_SECONDS: dict[Tier, float] = {Tier.CORE: 0.5, Tier.BUSINESS: 1.0, Tier.SUPPORT: 2.0}
+
+
+class AlertSettings(SettingsModel):
+    """Thresholds and ``for`` durations of the generated alert rules (docs/monitoring.md lists the alerts)."""
+
+    error_ratio_critical: Ratio = Field(default=0.05, description="5xx share of requests that pages (critical).")
+    error_ratio_warning: Ratio = Field(default=0.02, description="5xx share of requests that warns.")
+    error_ratio_min_request_rate: float = Field(
+        default=0.1, ge=0,
+        description="Requests per second below which a service's error ratio is not judged (a few failures of "
+                    "a handful of requests are noise, not an outage).",
+    )
+    error_ratio_for: Duration = "5m"
+    cpu_critical: Ratio = Field(default=0.9, description="CPU use as a share of the container's limit: critical.")
+    cpu_warning: Ratio = Field(default=0.8, description="CPU use as a share of the container's limit: warning.")
+    memory_critical: Ratio = Field(default=0.9, description="Working-set memory as a share of the limit: critical.")
+    memory_warning: Ratio = Field(default=0.8, description="Working-set memory as a share of the limit: warning.")
+    saturation_for: Duration = Field(default="15m", description="`for` of the CPU and memory alerts.")
+    disk_critical: Ratio = Field(default=0.9, description="Used share of a PersistentVolumeClaim: critical.")
+    disk_for: Duration = "10m"
+    latency_p95_seconds: dict[Tier, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: dict(DEFAULT_LATENCY_P95_SECONDS),
+        description="p95 latency objective per tier; a tier left out keeps its default.",
+    )
+    latency_for: Duration = "10m"
+    certificate_expiry_days: int = Field(
+        default=14, ge=1, le=60,
+        description="Warn when a TLS certificate expires within this many days (cert-manager renews at 30).",
+    )
+    certificate_for: Duration = "15m"
+    service_down_for: Duration = Field(default="2m", description="`for` of ServiceDown, in every tier.")
+    dependency_down_for: Duration = Field(default="1m", description="`for` of PostgresDown and RedisDown.")
+    crash_loop_for: Duration = "5m"
+    rollout_in_progress_for: Duration = "1m"
+    rollout_stuck_for: Duration = "5m"
+    replicas_mismatch_for: Duration = "15m"
+
+    @field_validator("latency_p95_seconds")
+    @classmethod
+    def _every_tier(cls, value: dict[Tier, float]) -> dict[Tier, float]:
+        return {**DEFAULT_LATENCY_P95_SECONDS, **value}
+
+    @model_validator(mode="after")
+    def _critical_above_warning(self) -> AlertSettings:
+        for signal in ("error_ratio", "cpu", "memory"):
+            critical, warning = getattr(self, f"{signal}_critical"), getattr(self, f"{signal}_warning")
+            if critical <= warning:
+                raise ValueError(f"{to_camel(signal)}Critical ({critical}) must be above {to_camel(signal)}Warning "
+                                 f"({warning}): otherwise the warning could never come first")
+        return self
+
+
+class SecretKeyRef(SettingsModel):
+    """A key of a Secret in the platform namespace (where the AlertmanagerConfig is)."""
+
+    name: DnsLabel
+    key: Annotated[str, AfterValidator(_secret_key)]
+
+
+def _label_names(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return value
+    bad = [name for name in value if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name)]
+    if bad or len(set(value)) != len(value) or not value:
+        raise ValueError(f"groupBy must be distinct label names, got {value}")
+    return value
+
+
+#: Labels that make one notification group (Alertmanager ``group_by``).
+GroupBy = Annotated[list[str], AfterValidator(_label_names)]
+
+
+class ReceiverTiming(SettingsModel):
+    group_by: GroupBy | None = Field(default=None, description="Grouping of this receiver; the route's when unset.")
+    group_wait: Duration = Field(description="Wait before the first notification of a new group.")
+    group_interval: PositiveDuration = Field(description="Wait before notifying about alerts added to a group.")
+    repeat_interval: PositiveDuration = Field(description="Wait before repeating a notification still firing.")
+
+    @model_validator(mode="after")
+    def _repeat_after_group(self) -> ReceiverTiming:
+        if duration_seconds(self.repeat_interval) < duration_seconds(self.group_interval):
+            raise ValueError(f"repeatInterval {self.repeat_interval} is shorter than groupInterval "
+                             f"{self.group_interval}; Alertmanager would repeat at the group interval anyway")
+        return self
+
+
+class PagerDutyReceiver(ReceiverTiming):
+    """Critical alerts: a PagerDuty Events API v2 integration (pages the on-call engineer)."""
+
+    routing_key: SecretKeyRef = Field(
+        default_factory=lambda: SecretKeyRef(name="alertmanager-pagerduty", key="routingKey"),
+        description="Secret key holding the integration's routing key.",
+    )
+    group_wait: Duration = "10s"
+    group_interval: PositiveDuration = "5m"
+    repeat_interval: PositiveDuration = "1h"
+
+
+class SlackReceiver(ReceiverTiming):
+    """Warnings: a Slack incoming webhook, to the team channel."""
+
+    api_url: SecretKeyRef = Field(
+        default_factory=lambda: SecretKeyRef(name="alertmanager-slack", key="webhookUrl"),
+        description="Secret key holding the incoming-webhook URL.",
+    )
+    channel: str = Field(default="#codai-alerts", pattern=r"^[#@][-_a-z0-9.]+$")
+    group_wait: Duration = "30s"
+    group_interval: PositiveDuration = "5m"
+    repeat_interval: PositiveDuration = "4h"
+
+
+class DigestReceiver(ReceiverTiming):
+    """Info: a webhook that collects a low-noise digest (a reporting service, a mail relay)."""
+
+    url: SecretKeyRef = Field(
+        default_factory=lambda: SecretKeyRef(name="alertmanager-digest", key="url"),
+        description="Secret key holding the webhook URL.",
+    )
+    group_by: GroupBy | None = Field(
+        default_factory=lambda: ["namespace"],
+        description="One batch for the whole platform per groupInterval: a digest, not a stream.",
+    )
+    group_wait: Duration = "5m"
+    group_interval: PositiveDuration = "1h"
+    repeat_interval: PositiveDuration = "24h"
+
+
+class AlertmanagerSettings(SettingsModel):
+    """Routing by severity: critical to PagerDuty, warning to Slack, info to the digest."""
+
+    group_by: GroupBy = Field(
+        default_factory=lambda: ["alertname", "service"],
+        description="One notification per alert name and service.",
+    )
+    pagerduty: PagerDutyReceiver = Field(default_factory=PagerDutyReceiver)
+    slack: SlackReceiver = Field(default_factory=SlackReceiver)
+    digest: DigestReceiver = Field(default_factory=DigestReceiver)
+
+
+class GrafanaSettings(SettingsModel):
+    dashboard_labels: dict[str, str] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        description="Labels the Grafana dashboard sidecar watches ConfigMaps for (kube-prometheus-stack default).",
+    )
+    folder_annotation: str = Field(
+        default="grafana_folder", description="Annotation the sidecar reads the dashboard folder from."
+    )
+    folder: str = Field(default="Codai", min_length=1)
 
 
 class MonitoringSettings(SettingsModel):
@@ -17,3 +219,13 @@ class MonitoringSettings(SettingsModel):
         default_factory=lambda: {"release": "kube-prometheus-stack"},
         description="Labels the Prometheus operator selects ServiceMonitors and PrometheusRules by.",
     )
+    runbook_base_url: HttpUrl = Field(
+        default=HttpUrl("https://github.com/codai/codai-platform/blob/main/docs/runbooks"),
+        description="Every alert's runbook_url is <this>/<AlertName>.md.",
+    )
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    grafana: GrafanaSettings = Field(default_factory=GrafanaSettings)
+
+    def runbook_url(self, alert: str) -> str:
+        return f"{str(self.runbook_base_url).rstrip('/')}/{alert}.md"

@@ -1,0 +1,377 @@
+"""Prometheus alert rules, generated from the resolved services and the stack's alert settings.
+
+One rule group per catalog tier (every service of the tier in one regex, the tier's own
+severities and latency objective) and one for the data tier (PostgreSQL, Redis, volumes, and
+any container of the namespace that is not a catalog service). Nothing here names a service:
+adding one to the catalog adds it to its tier's rules.
+
+The metrics contract the rules rely on (docs/monitoring.md):
+
+- services: ``http_requests_total{code}`` (counter) and the histogram
+  ``http_request_duration_seconds_bucket{le}``, scraped by the service's ServiceMonitor, which
+  sets ``job`` to the service name and ``namespace`` to the platform namespace;
+- kube-state-metrics: limits, waiting reasons, Deployment replicas and conditions;
+- cAdvisor (kubelet): container CPU and working-set memory; kubelet: volume usage;
+- cert-manager: ``certmanager_certificate_expiration_timestamp_seconds`` (the Certificate's
+  namespace is ``exported_namespace``);
+- the data tier's exporters: ``pg_up`` (postgres_exporter), ``redis_up`` (redis_exporter).
+
+Every expression selects the platform namespace only, and every alert carries ``severity``,
+``tier``, ``service`` and ``namespace`` labels: ``namespace`` is what the AlertmanagerConfig's
+route matches on (the operator adds that matcher), ``service`` is what inhibition compares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypedDict
+
+from components.labels import DATA_TIER
+from services.model import Dependency
+from services.tiers import TIER_POLICIES, Severity, Tier
+from settings.loader import PlatformSettings
+from settings.monitoring import AlertSettings, MonitoringSettings
+from settings.resolve import ResolvedService
+
+#: Window of every rate(): four scrapes of the slowest tier (60 s), so one missed scrape
+#: never empties a rate.
+RATE_WINDOW = "5m"
+#: The quantile the latency objectives are written for.
+LATENCY_QUANTILE = 0.95
+#: cert-manager's ingress-shim names an Ingress's Certificate after its TLS Secret,
+#: ``<service>-tls`` (components/service.py).
+TLS_SECRET_SUFFIX = "-tls"
+SECONDS_PER_DAY = 86400
+
+
+class AlertName(StrEnum):
+    """Every alert the platform raises; each has docs/runbooks/<name>.md."""
+
+    SERVICE_DOWN = "ServiceDown"
+    ERROR_RATIO_HIGH = "ErrorRatioHigh"
+    LATENCY_HIGH = "LatencyHigh"
+    CPU_SATURATION = "CpuSaturation"
+    MEMORY_SATURATION = "MemorySaturation"
+    DISK_SATURATION = "DiskSaturation"
+    POD_CRASH_LOOPING = "PodCrashLooping"
+    POSTGRES_DOWN = "PostgresDown"
+    REDIS_DOWN = "RedisDown"
+    CERTIFICATE_EXPIRING = "CertificateExpiring"
+    ROLLOUT_IN_PROGRESS = "RolloutInProgress"
+    ROLLOUT_STUCK = "RolloutStuck"
+    REPLICAS_MISMATCH = "ReplicasMismatch"
+
+
+#: The exporter metric that says a dependency is reachable, and the alert raised when it is not.
+DEPENDENCY_PROBES: dict[Dependency, tuple[str, AlertName, str]] = {
+    Dependency.POSTGRES: ("pg_up", AlertName.POSTGRES_DOWN, "PostgreSQL"),
+    Dependency.REDIS: ("redis_up", AlertName.REDIS_DOWN, "Redis"),
+}
+
+# A Prometheus rule as written in a rule file (and in a PrometheusRule's spec.groups[].rules).
+AlertingRule = TypedDict(
+    "AlertingRule",
+    {"alert": str, "expr": str, "for": str, "labels": dict[str, str], "annotations": dict[str, str]},
+)
+
+
+class RuleGroup(TypedDict):
+    name: str
+    rules: list[AlertingRule]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The workloads one rule group watches, as PromQL label matchers.
+
+    A catalog tier lists its services; the data tier is every container of the namespace
+    that is *not* a catalog service (``excluding``), so PostgreSQL, Redis and their
+    exporters are watched whatever their names.
+    """
+
+    tier: str
+    namespace: str
+    services: tuple[str, ...]
+    excluding: bool = False
+    deployments: tuple[str, ...] = ()
+    certificates: tuple[str, ...] = ()
+
+    def match(self, label: str, values: Sequence[str] | None = None) -> str:
+        listed = "|".join(self.services if values is None else values)
+        return f'{label}{"!~" if self.excluding else "=~"}"{listed}"'
+
+    def select(self, metric: str, *matchers: str, namespace_label: str = "namespace") -> str:
+        """``metric{namespace="<ns>", <matchers>}``: every selector is scoped to the platform namespace."""
+        return f"{metric}{{{', '.join((eq(namespace_label, self.namespace), *matchers))}}}"
+
+    @staticmethod
+    def service_from(expr: str, label: str, pattern: str = "(.*)", replacement: str = "$1") -> str:
+        """Sets ``service`` (the label routing and inhibition use) from ``label`` matching ``pattern``."""
+        body = expr.replace("\n", "\n  ")
+        return f'label_replace(\n  {body},\n  "service", "{replacement}", "{label}", "{pattern}"\n)'
+
+
+def eq(label: str, value: str) -> str:
+    """An equality matcher, ``label="value"``."""
+    return f'{label}="{value}"'
+
+
+#: Alert templates, expanded by Prometheus when an alert fires.
+SERVICE, POD, CONTAINER = "{{ $labels.service }}", "{{ $labels.pod }}", "{{ $labels.container }}"
+DEPLOYMENT, CLAIM, NAME = "{{ $labels.deployment }}", "{{ $labels.persistentvolumeclaim }}", "{{ $labels.name }}"
+PERCENT = "{{ $value | humanizePercentage }}"
+
+
+@dataclass(frozen=True)
+class _Rules:
+    """Builds the rules of one scope from the stack's monitoring settings."""
+
+    scope: Scope
+    monitoring: MonitoringSettings
+
+    @property
+    def alerts(self) -> AlertSettings:
+        return self.monitoring.alerts
+
+    def rule(self, name: AlertName, severity: Severity, expr: str, *,
+             for_: str, summary: str, description: str) -> AlertingRule:
+        return {
+            "alert": name.value,
+            "expr": expr,
+            "for": for_,
+            # Static, so that no expression can lose them: routing needs namespace and severity.
+            "labels": {"severity": severity.value, "tier": self.scope.tier, "namespace": self.scope.namespace},
+            "annotations": {
+                "summary": summary,
+                "description": description,
+                "runbook_url": self.monitoring.runbook_url(name),
+            },
+        }
+
+    # --- per service (catalog tiers) -------------------------------------------------------
+
+    def service_down(self, severity: Severity) -> AlertingRule:
+        scope, for_ = self.scope, self.alerts.service_down_for
+        # No target answering, or no target at all (Deployment gone, Service selecting nothing).
+        absent = [f"absent({scope.select('up', eq('job', name))})" for name in scope.services]
+        expr = "\nor ".join([f"max by (namespace, job) ({scope.select('up', scope.match('job'))}) == 0", *absent])
+        return self.rule(
+            AlertName.SERVICE_DOWN, severity, scope.service_from(expr, "job"), for_=for_,
+            summary=f"{SERVICE} is down",
+            description=f"No target of {SERVICE} ({scope.tier} tier) in {scope.namespace} has answered a scrape "
+                        f"for {for_}: every pod is failing or none is running.",
+        )
+
+    def _per_job_rate(self, *matchers: str, metric: str = "http_requests_total") -> str:
+        selector = self.scope.select(metric, self.scope.match("job"), *matchers)
+        return f"sum by (namespace, job) (rate({selector}[{RATE_WINDOW}]))"
+
+    def error_ratio(self) -> list[AlertingRule]:
+        scope, alerts = self.scope, self.alerts
+        requests, errors = self._per_job_rate(), self._per_job_rate('code=~"5.."')
+        return [
+            self.rule(
+                AlertName.ERROR_RATIO_HIGH, severity,
+                scope.service_from(f"(\n  {errors}\n  /\n  {requests}\n) > {threshold}\n"
+                                   f"and\n{requests} >= {alerts.error_ratio_min_request_rate}", "job"),
+                for_=alerts.error_ratio_for,
+                summary=f"{SERVICE} fails {PERCENT} of its requests",
+                description=f"More than {threshold:.0%} of the requests to {SERVICE} have been answered with a 5xx "
+                            f"status for {alerts.error_ratio_for} (measured over {RATE_WINDOW}).",
+            )
+            for severity, threshold in ((Severity.CRITICAL, alerts.error_ratio_critical),
+                                        (Severity.WARNING, alerts.error_ratio_warning))
+        ]
+
+    def latency(self, tier: Tier) -> AlertingRule:
+        scope, alerts = self.scope, self.alerts
+        objective = alerts.latency_p95_seconds[tier]
+        buckets = scope.select("http_request_duration_seconds_bucket", scope.match("job"))
+        requests = self._per_job_rate(metric="http_request_duration_seconds_count")
+        expr = (f"histogram_quantile({LATENCY_QUANTILE}, sum by (namespace, job, le) (rate({buckets}[{RATE_WINDOW}])))"
+                f" > {objective}\nand\n{requests} >= {alerts.error_ratio_min_request_rate}")
+        return self.rule(
+            AlertName.LATENCY_HIGH, Severity.WARNING, scope.service_from(expr, "job"), for_=alerts.latency_for,
+            summary=f"{SERVICE} answers slowly: p95 {{{{ $value | humanizeDuration }}}}",
+            description=f"The 95th percentile latency of {SERVICE} has been above the {tier.value} tier's objective "
+                        f"of {objective}s for {alerts.latency_for}.",
+        )
+
+    def certificate(self) -> AlertingRule:
+        scope, days = self.scope, self.alerts.certificate_expiry_days
+        # cert-manager's own namespace is `namespace` on its metrics; the Certificate's is `exported_namespace`.
+        expiry = scope.select("certmanager_certificate_expiration_timestamp_seconds",
+                              scope.match("name", scope.certificates), namespace_label="exported_namespace")
+        expr = f"(min by (exported_namespace, name) ({expiry}) - time()) / {SECONDS_PER_DAY} < {days}"
+        return self.rule(
+            AlertName.CERTIFICATE_EXPIRING, Severity.WARNING,
+            scope.service_from(expr, "name", f"(.*){TLS_SECRET_SUFFIX}"), for_=self.alerts.certificate_for,
+            summary=f'The TLS certificate of {SERVICE} expires in {{{{ $value | printf "%.1f" }}}} days',
+            description=f"Certificate {NAME} in {scope.namespace} expires within {days} days; cert-manager renews "
+                        "30 days ahead, so renewal is failing.",
+        )
+
+    def rollouts(self) -> list[AlertingRule]:
+        scope, alerts = self.scope, self.alerts
+        deployments = scope.match("deployment", scope.deployments)
+        # Extra Deployments of a service (canary, blue, green) report as the service.
+        owner = f"({'|'.join(scope.services)})(?:-.+)?"
+
+        def ksm(metric: str, *matchers: str) -> str:
+            return scope.select(f"kube_deployment_{metric}", deployments, *matchers)
+
+        progressing = ksm("status_condition", eq("condition", "Progressing"), eq("status", "false"))
+        return [
+            self.rule(
+                AlertName.ROLLOUT_IN_PROGRESS, Severity.INFO,
+                # Pods of an older ReplicaSet still run: a new version is rolling out.
+                scope.service_from(f"{ksm('status_replicas')}\n> {ksm('status_replicas_updated')}", "deployment",
+                                   owner),
+                for_=alerts.rollout_in_progress_for,
+                summary=f"{DEPLOYMENT} is rolling out a new version",
+                description=f"{DEPLOYMENT} still runs pods of its previous version; this clears when the rollout "
+                            "ends.",
+            ),
+            self.rule(
+                AlertName.ROLLOUT_STUCK, Severity.INFO,
+                scope.service_from(f"{progressing} == 1", "deployment", owner),
+                for_=alerts.rollout_stuck_for,
+                summary=f"The rollout of {DEPLOYMENT} is stuck",
+                description=f"{DEPLOYMENT} exceeded its progress deadline: new pods do not become ready. The "
+                            "previous version keeps serving (maxUnavailable 0).",
+            ),
+            self.rule(
+                AlertName.REPLICAS_MISMATCH, Severity.INFO,
+                scope.service_from(f"{ksm('spec_replicas')}\n!= {ksm('status_replicas_available')}", "deployment",
+                                   owner),
+                for_=alerts.replicas_mismatch_for,
+                summary=f"{DEPLOYMENT} runs fewer available replicas than desired",
+                description=f"{DEPLOYMENT} has not had its desired number of available replicas for "
+                            f"{alerts.replicas_mismatch_for}: pods pending (quota, capacity) or not ready.",
+            ),
+        ]
+
+    # --- per container (every scope) ------------------------------------------------------
+
+    def saturation(self) -> list[AlertingRule]:
+        scope, alerts = self.scope, self.alerts
+        by = "by (namespace, pod, container)"
+
+        def limit(resource: str) -> str:
+            limits = scope.select("kube_pod_container_resource_limits", scope.match("container"),
+                                  eq("resource", resource))
+            return f"sum {by} ({limits})"
+
+        cpu = scope.select("container_cpu_usage_seconds_total", scope.match("container"))
+        memory = scope.select("container_memory_working_set_bytes", scope.match("container"))
+        signals = (
+            (AlertName.CPU_SATURATION, "CPU", f"sum {by} (rate({cpu}[{RATE_WINDOW}]))", limit("cpu"),
+             ((Severity.CRITICAL, alerts.cpu_critical), (Severity.WARNING, alerts.cpu_warning))),
+            (AlertName.MEMORY_SATURATION, "memory", f"max {by} ({memory})", limit("memory"),
+             ((Severity.CRITICAL, alerts.memory_critical), (Severity.WARNING, alerts.memory_warning))),
+        )
+        return [
+            self.rule(
+                name, severity,
+                scope.service_from(f"{usage}\n/ on (namespace, pod, container)\n{limits}\n> {threshold}", "container"),
+                for_=alerts.saturation_for,
+                summary=f"{POD} uses {PERCENT} of its {resource} limit",
+                description=f"Container {CONTAINER} of pod {POD} has used more than {threshold:.0%} of its {resource} "
+                            f"limit for {alerts.saturation_for}.",
+            )
+            for name, resource, usage, limits, thresholds in signals
+            for severity, threshold in thresholds
+        ]
+
+    def crash_loop(self) -> AlertingRule:
+        scope, for_ = self.scope, self.alerts.crash_loop_for
+        waiting = scope.select("kube_pod_container_status_waiting_reason", scope.match("container"),
+                               eq("reason", "CrashLoopBackOff"))
+        expr = f"max by (namespace, pod, container) (max_over_time({waiting}[{RATE_WINDOW}])) >= 1"
+        return self.rule(
+            AlertName.POD_CRASH_LOOPING, Severity.CRITICAL, scope.service_from(expr, "container"), for_=for_,
+            summary=f"{POD} is crash-looping",
+            description=f"Container {CONTAINER} of pod {POD} has been in CrashLoopBackOff for {for_}.",
+        )
+
+    # --- the data tier ---------------------------------------------------------------------
+
+    def dependency_down(self, dependency: Dependency) -> AlertingRule:
+        scope, for_ = self.scope, self.alerts.dependency_down_for
+        metric, name, product = DEPENDENCY_PROBES[dependency]
+        probe = scope.select(metric)
+        expr = f"max by (namespace, pod) ({probe}) == 0\nor\nabsent({probe})"
+        return self.rule(
+            # A constant service label: the exporter's own Service name is the data tier's business.
+            name, Severity.CRITICAL, scope.service_from(expr, "namespace", ".*", dependency.value), for_=for_,
+            summary=f"{product} is unreachable",
+            description=f"The {product} exporter in {scope.namespace} cannot reach {product} (`{metric}` is 0), or "
+                        f"the exporter itself is not scraped, for {for_}. Services using {product} fail.",
+        )
+
+    def disk(self) -> AlertingRule:
+        scope, alerts = self.scope, self.alerts
+        by = "by (namespace, persistentvolumeclaim)"
+        expr = (f"max {by} ({scope.select('kubelet_volume_stats_used_bytes')})\n/\n"
+                f"max {by} ({scope.select('kubelet_volume_stats_capacity_bytes')})\n> {alerts.disk_critical}")
+        # StatefulSet claims are <template>-<statefulset>-<ordinal>: the StatefulSet is the service.
+        expr = scope.service_from(scope.service_from(expr, "persistentvolumeclaim"), "persistentvolumeclaim",
+                                  "[^-]+-(.+)-[0-9]+")
+        return self.rule(
+            AlertName.DISK_SATURATION, Severity.CRITICAL, expr, for_=alerts.disk_for,
+            summary=f"Volume {CLAIM} is {PERCENT} full",
+            description=f"PersistentVolumeClaim {CLAIM} has been more than {alerts.disk_critical:.0%} full for "
+                        f"{alerts.disk_for}; writes fail when it is full.",
+        )
+
+
+def _deployments(service: ResolvedService) -> list[str]:
+    """Deployment names of a service: the stable track has the plain name (components/service.py)."""
+    return [service.name if w.track == "stable" else f"{service.name}-{w.track}" for w in service.workloads]
+
+
+def tier_scope(platform: PlatformSettings, namespace: str, tier: Tier) -> Scope:
+    services = platform.in_tier(tier)
+    return Scope(
+        tier=tier.value,
+        namespace=namespace,
+        services=tuple(s.name for s in services),
+        deployments=tuple(name for s in services for name in _deployments(s)),
+        certificates=tuple(f"{s.name}{TLS_SECRET_SUFFIX}" for s in services if s.spec.public),
+    )
+
+
+def data_scope(platform: PlatformSettings, namespace: str) -> Scope:
+    return Scope(tier=DATA_TIER, namespace=namespace, services=tuple(s.name for s in platform.services),
+                 excluding=True)
+
+
+def _tier_rules(rules: _Rules, tier: Tier) -> list[AlertingRule]:
+    built = [rules.service_down(TIER_POLICIES[tier].down_severity), *rules.error_ratio(), rules.latency(tier),
+             *rules.saturation(), rules.crash_loop()]
+    if rules.scope.certificates:
+        built.append(rules.certificate())
+    return built + rules.rollouts()
+
+
+def _data_rules(rules: _Rules, dependencies: Sequence[Dependency]) -> list[AlertingRule]:
+    return [*(rules.dependency_down(d) for d in dependencies), rules.disk(), *rules.saturation(), rules.crash_loop()]
+
+
+def rule_groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGroup]:
+    """Every rule group, by its key (a tier name, or ``data``); each is one PrometheusRule."""
+    monitoring = platform.settings.monitoring
+    groups: dict[str, list[AlertingRule]] = {
+        tier.value: _tier_rules(_Rules(tier_scope(platform, namespace, tier), monitoring), tier)
+        for tier in Tier if platform.in_tier(tier)
+    }
+    used = [d for d in Dependency if any(s.spec.uses_dependency(d) for s in platform.services)]
+    groups[DATA_TIER] = _data_rules(_Rules(data_scope(platform, namespace), monitoring), used)
+    return {key: {"name": f"codai.{key}", "rules": rules} for key, rules in groups.items()}
+
+
+def rule_file(group: RuleGroup) -> dict[str, list[RuleGroup]]:
+    """A group as a Prometheus rule file, the input of ``promtool check rules``."""
+    return {"groups": [group]}
