@@ -7,8 +7,9 @@ import functools
 import pytest
 
 from settings import SettingsError
-from tests.conftest import run_with, stack_run
+from tests.conftest import SHARED, require_path, run_with, stack_run
 from tools.offline import StackRun
+from tools.validate import connectivity, declared_calls, lint, load_crd_schemas, schema_errors
 
 CANARY_TAG = "2024.12.2"
 
@@ -151,3 +152,20 @@ def test_canaries_count_against_the_quota():
     with pytest.raises(SettingsError, match="cannot hold every service"):
         run_with("staging", {"codai": {**big, "rollout": {"strategy": "canary", "canary": {
             "image": {"tag": "2"}, "replicas": 10}}}})
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_every_strategy_and_flags_validate_in_both_stacks(stack):
+    crds = load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))
+    run = run_with(stack, {
+        "bancai": {"rollout": {"strategy": "canary", "canary": {"image": {"tag": CANARY_TAG}}}},
+        "wallet": {"rollout": {"strategy": "blueGreen", "blueGreen": {"active": "green", "green": {"tag": "2"}}}},
+        "cumparai": {"featureFlags": {"newCheckout": True}},
+    })
+    objects = run.kubernetes_objects()
+    errors, _, _ = schema_errors(objects, ["1.30", "1.34"], crds)
+    assert errors == []
+    assert lint(objects) == []
+    assert connectivity(objects, declared_calls()) == []
+    deployments = {o["metadata"]["name"] for o in run.of_kind("Deployment")}
+    assert {"bancai-canary", "wallet-blue", "wallet-green"} <= deployments
