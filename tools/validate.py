@@ -290,22 +290,32 @@ def _policy_for(policies: list[Object], labels: dict[str, str]) -> list[Object]:
 
 
 def connectivity(objects: Sequence[Object], calls: Iterable[tuple[str, str]]) -> list[str]:
-    """Each declared call (client Deployment, server Deployment) must pass both NetworkPolicies."""
-    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    """Each declared call (client service, server service) must pass both sides' NetworkPolicies.
+
+    A service may run several Deployments (canary, blue and green): every pair must pass.
+    """
+    templates: dict[str, list[dict[str, Any]]] = {}
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            template = obj["spec"]["template"]
+            templates.setdefault(template["metadata"]["labels"].get("app.kubernetes.io/name", ""), []).append(template)
     policies = [o for o in objects if o["kind"] == "NetworkPolicy"]
     errors = []
     for client, server in calls:
-        client_pods = deployments[client]["spec"]["template"]["metadata"]["labels"]
-        server_template = deployments[server]["spec"]["template"]
-        server_pods = server_template["metadata"]["labels"]
-        http = next(p for c in server_template["spec"]["containers"] for p in c["ports"] if p["name"] == "http")
-        egress = [r for p in _policy_for(policies, client_pods) for r in p["spec"].get("egress", [])]
-        ingress = [r for p in _policy_for(policies, server_pods) for r in p["spec"].get("ingress", [])]
-        if not rules_allow(egress, "egress", server_pods, http["containerPort"]):
-            errors.append(f"NetworkPolicy: {client} may call {server} (catalog) but its egress does not allow it")
-        if not rules_allow(ingress, "ingress", client_pods, "http"):
-            errors.append(f"NetworkPolicy: {client} may call {server} (catalog) but {server}'s ingress refuses it")
-    return errors
+        for client_template in templates.get(client, []):
+            for server_template in templates.get(server, []):
+                client_pods = client_template["metadata"]["labels"]
+                server_pods = server_template["metadata"]["labels"]
+                http = next(p for c in server_template["spec"]["containers"] for p in c["ports"] if p["name"] == "http")
+                egress = [r for p in _policy_for(policies, client_pods) for r in p["spec"].get("egress", [])]
+                ingress = [r for p in _policy_for(policies, server_pods) for r in p["spec"].get("ingress", [])]
+                if not rules_allow(egress, "egress", server_pods, http["containerPort"]):
+                    errors.append(f"NetworkPolicy: {client} may call {server} (catalog) but its egress does not "
+                                  "allow it")
+                if not rules_allow(ingress, "ingress", client_pods, "http"):
+                    errors.append(f"NetworkPolicy: {client} may call {server} (catalog) but {server}'s ingress "
+                                  "refuses it")
+    return sorted(set(errors), key=errors.index)
 
 
 def declared_calls() -> list[tuple[str, str]]:
