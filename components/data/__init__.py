@@ -1,0 +1,1 @@
+"""The shared data services: PostgreSQL and Redis, in the cluster or managed elsewhere."""
