@@ -1,0 +1,473 @@
+"""Alert rules: what they say, that Prometheus accepts them, and that they fire exactly when they should.
+
+``promtool test rules`` runs every scenario against the rendered rule groups (written to a
+temporary folder, never committed): a synthetic healthy platform, then one fault at a time.
+Each scenario states every alert that must fire, so an alert firing where none is expected
+fails the test as surely as a missing one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.labels import DATA_TIER
+from components.monitoring.rules import AlertingRule, AlertName, RuleGroup, rule_file, rule_groups, tier_scope
+from services.tiers import TIER_POLICIES, Severity, Tier
+from settings.loader import PlatformSettings, load_settings
+from tests.conftest import require_tool, run_with
+from tools.alertmanager_config import dump_yaml, stack_values
+
+STACK = "staging"
+#: Staging plus a canary (codai) and blue-green colours (wallet): Deployments named after tracks.
+ROLLOUTS = {
+    "codai": {"rollout": {"strategy": "canary", "canary": {"image": {"tag": "2024.12.2"}}}},
+    "wallet": {"rollout": {"strategy": "blueGreen", "blueGreen": {"active": "blue"}}},
+}
+GI = 2**30
+
+
+def platform_with(services: dict[str, Any], monitoring: dict[str, Any] | None = None) -> PlatformSettings:
+    """The stack's settings with ``services`` overrides merged in and ``monitoring`` replaced."""
+    config = stack_values(STACK)
+    config["services"] = {**config.get("services", {}), **services}
+    if monitoring is not None:
+        config["monitoring"] = monitoring
+    return load_settings(STACK, config)
+
+
+@pytest.fixture(scope="module")
+def platform() -> PlatformSettings:
+    return platform_with(ROLLOUTS)
+
+
+@pytest.fixture(scope="module")
+def namespace(platform: PlatformSettings) -> str:
+    return platform.settings.environment.namespace
+
+
+@pytest.fixture(scope="module")
+def groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGroup]:
+    return rule_groups(platform, namespace)
+
+
+def every_rule(groups: dict[str, RuleGroup]) -> list[AlertingRule]:
+    return [rule for group in groups.values() for rule in group["rules"]]
+
+
+@pytest.fixture(scope="module")
+def rule_dir(groups: dict[str, RuleGroup], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("rules")
+    for key, group in groups.items():
+        (folder / f"{key}.yaml").write_text(dump_yaml(rule_file(group)))
+    return folder
+
+
+# --- what the rules say ------------------------------------------------------------------------
+
+
+def test_one_group_per_tier_and_one_for_the_data_tier(groups):
+    assert sorted(groups) == sorted([*(t.value for t in Tier), DATA_TIER])
+    assert len({g["name"] for g in groups.values()}) == len(groups)
+
+
+def test_rule_counts_per_severity(groups):
+    counts = {s: sum(r["labels"]["severity"] == s.value for r in every_rule(groups)) for s in Severity}
+    assert counts == {Severity.CRITICAL: 19, Severity.WARNING: 18, Severity.INFO: 10}
+
+
+def test_every_alert_carries_routing_labels_and_annotations(groups, platform, namespace):
+    monitoring = platform.settings.monitoring
+    for key, group in groups.items():
+        for rule in group["rules"]:
+            assert rule["labels"] == {"severity": rule["labels"]["severity"], "tier": key, "namespace": namespace}
+            assert rule["labels"]["severity"] in set(Severity)
+            assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+            assert rule["annotations"]["runbook_url"] == monitoring.runbook_url(rule["alert"])
+            assert rule["annotations"]["runbook_url"].endswith(f"/docs/runbooks/{rule['alert']}.md")
+            # service is computed by every expression (label_replace), never left to chance
+            assert '"service"' in rule["expr"], rule["alert"]
+
+
+def test_every_selector_is_scoped_to_the_platform_namespace(groups, namespace):
+    selectors = [s for rule in every_rule(groups) for s in re.findall(r"[a-z_]+\{([^}]*)\}", rule["expr"])]
+    assert len(selectors) > 100
+    unscoped = [s for s in selectors if f'namespace="{namespace}"' not in s]
+    assert unscoped == []
+
+
+def test_service_down_severity_follows_the_tier_policy(groups):
+    for tier in Tier:
+        (rule,) = [r for r in groups[tier.value]["rules"] if r["alert"] == AlertName.SERVICE_DOWN]
+        assert rule["labels"]["severity"] == TIER_POLICIES[tier].down_severity.value
+
+
+def test_every_service_is_watched_by_exactly_its_tier(groups, platform):
+    for service in platform.services:
+        watching = [key for key in groups
+                    if any(f'job="{service.name}"' in r["expr"] for r in groups[key]["rules"])]
+        assert watching == [service.tier.value], service.name
+
+
+def test_stack_thresholds_reach_the_expressions():
+    platform = platform_with({}, {"alerts": {"errorRatioCritical": 0.1, "cpuWarning": 0.7, "serviceDownFor": "3m",
+                                             "latencyP95Seconds": {"core": 0.25}}})
+    groups = rule_groups(platform, "codai-staging")
+    core = {(r["alert"], r["labels"]["severity"]): r for r in groups["core"]["rules"]}
+    assert ") > 0.1\n" in core[(AlertName.ERROR_RATIO_HIGH, "critical")]["expr"]
+    assert "> 0.7" in core[(AlertName.CPU_SATURATION, "warning")]["expr"]
+    assert core[(AlertName.SERVICE_DOWN, "critical")]["for"] == "3m"
+    assert ") > 0.25\n" in core[(AlertName.LATENCY_HIGH, "warning")]["expr"]
+    business = {(r["alert"], r["labels"]["severity"]): r for r in groups["business"]["rules"]}
+    assert ") > 1.0\n" in business[(AlertName.LATENCY_HIGH, "warning")]["expr"]  # the default stays
+
+
+def test_rules_watch_what_the_program_deploys(platform, namespace):
+    """Deployments, certificates and jobs in the rules are the ones the program renders."""
+    run = run_with(STACK, ROLLOUTS)
+    for tier in Tier:
+        scope = tier_scope(platform, namespace, tier)
+        deployments = [d["metadata"]["name"] for d in run.of_kind("Deployment")
+                       if d["metadata"]["labels"].get("codai.io/tier") == tier.value]
+        assert sorted(scope.deployments) == sorted(deployments)
+        secrets = [tls["secretName"] for i in run.of_kind("Ingress")
+                   if i["metadata"]["labels"].get("codai.io/tier") == tier.value for tls in i["spec"].get("tls", [])]
+        assert sorted(scope.certificates) == sorted(set(secrets))
+    for monitor in run.of_kind("ServiceMonitor"):
+        # job is the Service's app.kubernetes.io/name label: the service's name
+        assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
+        assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == monitor["metadata"]["name"]
+
+
+# --- Prometheus accepts them ---------------------------------------------------------------------
+
+
+@pytest.mark.realtool
+def test_promtool_accepts_every_rule_group(rule_dir, groups):
+    promtool = require_tool("promtool")
+    files = sorted(rule_dir.glob("*.yaml"))
+    result = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("SUCCESS") == len(groups)
+
+
+# --- and fire when they should: synthetic series -------------------------------------------------
+
+MINUTES = 30  # samples per series, one a minute; every eval_time is within
+
+
+def flat(value: float) -> str:
+    return f"{value:g}x{MINUTES}"
+
+
+def counter(per_minute: float) -> str:
+    return f"0+{per_minute:g}x{MINUTES}"
+
+
+@dataclass
+class World:
+    """Series of a healthy platform, by selector; a scenario breaks one thing.
+
+    ``up`` of every service and the data tier are always present (alerts fire on their
+    absence); the other series of a service only in the scenarios that need them
+    (``Scenario.full``), which keeps promtool fast. The healthy scenario has them all.
+    """
+
+    namespace: str
+    always: dict[str, str] = field(default_factory=dict)
+    per_service: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def baseline(self, full: tuple[str, ...] | None) -> dict[str, str]:
+        chosen = self.per_service if full is None else {name: self.per_service[name] for name in full}
+        return {key: value for series in (self.always, *chosen.values()) for key, value in series.items()}
+
+    def sel(self, metric: str, **labels: str) -> str:
+        body = ", ".join(f'{key}="{value}"' for key, value in {"namespace": self.namespace, **labels}.items())
+        return f"{metric}{{{body}}}"
+
+    def service(self, name: str, deployments: list[str], certificate: str | None) -> None:
+        self.always[self.up(name)] = flat(1)
+        series = self.per_service.setdefault(name, {})
+        series[self.requests(name, "200")] = counter(600)  # 10 requests per second
+        series[self.requests(name, "500")] = counter(0)
+        series.update(self.latency(name, {"0.1": 600, "0.5": 600, "1": 600, "2.5": 600, "+Inf": 600}))
+        series.update(self.container(f"{name}-0", name))
+        for deployment in deployments:
+            for metric in ("spec_replicas", "status_replicas", "status_replicas_updated", "status_replicas_available"):
+                series[self.sel(f"kube_deployment_{metric}", deployment=deployment)] = flat(2)
+            for status, value in (("true", 1), ("false", 0)):
+                series[self.progressing(deployment, status)] = flat(value)
+        if certificate:
+            series[self.certificate(certificate)] = flat(60 * 86400)
+
+    def container(self, pod: str, container: str) -> dict[str, str]:
+        """A container at 10 % of its CPU and memory limits, not waiting."""
+        series = {
+            self.sel("container_cpu_usage_seconds_total", pod=pod, container=container): counter(6),
+            self.sel("container_memory_working_set_bytes", pod=pod, container=container): flat(GI / 10),
+            self.waiting(pod, container): flat(0),
+        }
+        for resource, limit in (("cpu", 1), ("memory", GI)):
+            series[self.sel("kube_pod_container_resource_limits", pod=pod, container=container,
+                            resource=resource)] = flat(limit)
+        return series
+
+    def up(self, job: str) -> str:
+        return self.sel("up", job=job, service=job, pod=f"{job}-0")
+
+    def requests(self, job: str, code: str) -> str:
+        return self.sel("http_requests_total", job=job, code=code)
+
+    def latency(self, job: str, per_minute: dict[str, float]) -> dict[str, str]:
+        """Histogram series of ``job``: requests per minute at or below each bucket bound."""
+        series = {self.sel("http_request_duration_seconds_bucket", job=job, le=le): counter(count)
+                  for le, count in per_minute.items()}
+        series[self.sel("http_request_duration_seconds_count", job=job)] = counter(per_minute["+Inf"])
+        return series
+
+    def progressing(self, deployment: str, status: str) -> str:
+        return self.sel("kube_deployment_status_condition", deployment=deployment, condition="Progressing",
+                        status=status)
+
+    def waiting(self, pod: str, container: str) -> str:
+        return self.sel("kube_pod_container_status_waiting_reason", pod=pod, container=container,
+                        reason="CrashLoopBackOff")
+
+    def certificate(self, name: str) -> str:
+        return (f'certmanager_certificate_expiration_timestamp_seconds{{namespace="cert-manager", '
+                f'exported_namespace="{self.namespace}", name="{name}"}}')
+
+
+def healthy_world(platform: PlatformSettings, namespace: str) -> World:
+    world = World(namespace)
+    for tier in Tier:
+        scope = tier_scope(platform, namespace, tier)
+        for service in platform.in_tier(tier):
+            world.service(service.name, [d for d in scope.deployments if re.fullmatch(f"{service.name}(-.+)?", d)],
+                          f"{service.name}-tls" if service.spec.public else None)
+    # the data tier: exporters, a volume and the database container
+    world.always.update({
+        world.sel("pg_up", pod="postgres-0"): flat(1),
+        world.sel("redis_up", pod="redis-0"): flat(1),
+        world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-postgres-0"): flat(10 * GI),
+        world.sel("kubelet_volume_stats_capacity_bytes", persistentvolumeclaim="data-postgres-0"): flat(100 * GI),
+        **world.container("postgres-0", "postgres"),
+    })
+    return world
+
+
+@dataclass(frozen=True)
+class Expect:
+    """One alert that must be firing: its rule (alert, severity, tier), labels, and how $value prints."""
+
+    alert: AlertName
+    severity: Severity
+    tier: str
+    labels: dict[str, str]
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    #: selector -> new values (None deletes the series)
+    changes: dict[str, str | None]
+    #: eval time -> the alerts firing then (and nothing else)
+    checks: dict[str, list[Expect]]
+    #: services with all their series (None: every service); the others only have ``up``
+    full: tuple[str, ...] | None = ()
+
+
+def _job(name: str, namespace: str) -> dict[str, str]:
+    return {"namespace": namespace, "job": name, "service": name}
+
+
+def _container(pod: str, container: str, namespace: str, service: str | None = None) -> dict[str, str]:
+    return {"namespace": namespace, "pod": pod, "container": container, "service": service or container}
+
+
+def scenarios(world: World) -> list[Scenario]:
+    ns = world.namespace
+    s, c = Severity.CRITICAL, Severity.WARNING
+    i = Severity.INFO
+    return [
+        Scenario("healthy platform", {}, {"1m": [], "16m": []}, full=None),
+        Scenario("core service down for 2 minutes pages", {world.up("codai"): "0x30"}, {
+            "1m": [],  # pending, not yet firing
+            "2m": [Expect(AlertName.SERVICE_DOWN, s, "core", _job("codai", ns))],
+        }),
+        Scenario("core service with no target at all pages", {world.up("memorai"): None}, {
+            "2m": [Expect(AlertName.SERVICE_DOWN, s, "core", _job("memorai", ns))],
+        }),
+        Scenario("business service down warns", {world.up("bancai"): "0x30"}, {
+            "2m": [Expect(AlertName.SERVICE_DOWN, c, "business", _job("bancai", ns))],
+        }),
+        Scenario("support service down is info", {world.up("docs"): "0x30"}, {
+            "2m": [Expect(AlertName.SERVICE_DOWN, i, "support", _job("docs", ns))],
+        }),
+        Scenario("business service at 3 % errors warns and does not page", {
+            world.requests("bancai", "200"): counter(582), world.requests("bancai", "500"): counter(18),
+        }, {
+            "4m": [],
+            "10m": [Expect(AlertName.ERROR_RATIO_HIGH, c, "business", _job("bancai", ns), "3%")],
+        }, full=("bancai",)),
+        Scenario("core service at 6 % errors pages (and warns)", {
+            world.requests("logai", "200"): counter(564), world.requests("logai", "500"): counter(36),
+        }, {
+            "10m": [Expect(AlertName.ERROR_RATIO_HIGH, s, "core", _job("logai", ns), "6%"),
+                    Expect(AlertName.ERROR_RATIO_HIGH, c, "core", _job("logai", ns), "6%")],
+        }, full=("logai",)),
+        Scenario("errors of a nearly idle service are not judged", {
+            world.requests("docs", "200"): counter(1), world.requests("docs", "500"): counter(1),
+        }, {"10m": []}, full=("docs",)),
+        Scenario("CPU at 95 % of the limit pages, at 85 % warns", {
+            world.sel("container_cpu_usage_seconds_total", pod="codai-0", container="codai"): counter(57),
+            world.sel("container_cpu_usage_seconds_total", pod="bancai-0", container="bancai"): counter(51),
+            world.sel("container_cpu_usage_seconds_total", pod="postgres-0", container="postgres"): counter(57),
+        }, {
+            # rate() over a series that starts at 0m reaches its full value at 5m; then 15m pending
+            "19m": [],
+            "21m": [Expect(AlertName.CPU_SATURATION, s, "core", _container("codai-0", "codai", ns), "95%"),
+                    Expect(AlertName.CPU_SATURATION, c, "core", _container("codai-0", "codai", ns), "95%"),
+                    Expect(AlertName.CPU_SATURATION, c, "business", _container("bancai-0", "bancai", ns), "85%"),
+                    Expect(AlertName.CPU_SATURATION, s, DATA_TIER, _container("postgres-0", "postgres", ns), "95%"),
+                    Expect(AlertName.CPU_SATURATION, c, DATA_TIER, _container("postgres-0", "postgres", ns), "95%")],
+        }, full=("codai", "bancai")),
+        Scenario("memory at 85 % of the limit warns", {
+            world.sel("container_memory_working_set_bytes", pod="hub-0", container="hub"): flat(0.85 * GI),
+        }, {"16m": [Expect(AlertName.MEMORY_SATURATION, c, "support", _container("hub-0", "hub", ns), "85%")]},
+            full=("hub",)),
+        Scenario("crash loop pages", {world.waiting("id-0", "id"): "0 0 1x30"}, {
+            "3m": [],
+            "10m": [Expect(AlertName.POD_CRASH_LOOPING, s, "support", _container("id-0", "id", ns))],
+        }, full=("id",)),
+        Scenario("certificate expiring in 10 days warns", {world.certificate("codai-tls"): flat(10 * 86400)}, {
+            "16m": [Expect(AlertName.CERTIFICATE_EXPIRING, c, "core",
+                           {"exported_namespace": ns, "name": "codai-tls", "service": "codai"}, "10.0")],
+        }, full=("codai",)),
+        # most requests between 1 s and 2.5 s: p95 is 2.275 s, above the business objective (1 s)
+        Scenario("p95 above the business objective warns",
+                 world.latency("bancai", {"0.1": 100, "0.5": 300, "1": 400, "2.5": 600, "+Inf": 600}), {
+                     "5m": [],
+                     "11m": [Expect(AlertName.LATENCY_HIGH, c, "business", _job("bancai", ns), "2.275s")],
+                 }, full=("bancai", "codai")),
+        Scenario("database unreachable and cache exporter gone page", {
+            world.sel("pg_up", pod="postgres-0"): "1 0x29", world.sel("redis_up", pod="redis-0"): None,
+        }, {"5m": [Expect(AlertName.POSTGRES_DOWN, s, DATA_TIER,
+                          {"namespace": ns, "pod": "postgres-0", "service": "postgres"}),
+                   Expect(AlertName.REDIS_DOWN, s, DATA_TIER, {"namespace": ns, "service": "redis"})]}),
+        Scenario("volume 95 % full pages", {
+            world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-postgres-0"): flat(95 * GI),
+        }, {"11m": [Expect(AlertName.DISK_SATURATION, s, DATA_TIER,
+                           {"namespace": ns, "persistentvolumeclaim": "data-postgres-0", "service": "postgres"},
+                           "95%")]}),
+        Scenario("rollouts: in progress (canary), stuck (colour), replicas missing", {
+            world.sel("kube_deployment_status_replicas", deployment="codai-canary"): flat(3),
+            world.sel("kube_deployment_status_replicas_updated", deployment="codai-canary"): flat(1),
+            world.progressing("wallet-green", "false"): flat(1),
+            world.progressing("wallet-green", "true"): flat(0),
+            world.sel("kube_deployment_status_replicas_available", deployment="admin"): flat(1),
+        }, {
+            "0m": [],  # pending
+            "10m": [Expect(AlertName.ROLLOUT_IN_PROGRESS, i, "core",
+                           {"namespace": ns, "deployment": "codai-canary", "service": "codai"}),
+                    Expect(AlertName.ROLLOUT_STUCK, i, "business",
+                           {"namespace": ns, "deployment": "wallet-green", "service": "wallet",
+                            "condition": "Progressing", "status": "false"})],
+            "16m": [Expect(AlertName.ROLLOUT_IN_PROGRESS, i, "core",
+                           {"namespace": ns, "deployment": "codai-canary", "service": "codai"}),
+                    Expect(AlertName.ROLLOUT_STUCK, i, "business",
+                           {"namespace": ns, "deployment": "wallet-green", "service": "wallet",
+                            "condition": "Progressing", "status": "false"}),
+                    Expect(AlertName.REPLICAS_MISMATCH, i, "support",
+                           {"namespace": ns, "deployment": "admin", "service": "admin"})],
+        }, full=("codai", "wallet", "admin")),
+    ]
+
+
+def expand(template: str, labels: dict[str, str], value: str | None) -> str:
+    """What Prometheus prints for ``template``: labels substituted, $value as the scenario says it prints."""
+    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], template)
+    if "$value" in text:
+        assert value is not None, f"give the printed value for {template!r}"
+        text = re.sub(r"\{\{ \$value[^}]*\}\}", value, text)
+    return text
+
+
+def expected_alert(expect: Expect, groups: dict[str, RuleGroup]) -> dict[str, Any]:
+    (rule,) = [r for r in groups[expect.tier]["rules"]
+               if r["alert"] == expect.alert and r["labels"]["severity"] == expect.severity]
+    labels = {**expect.labels, **rule["labels"]}
+    return {"exp_labels": labels,
+            "exp_annotations": {key: expand(text, labels, expect.value) for key, text in rule["annotations"].items()}}
+
+
+def promtool_tests(world: World, groups: dict[str, RuleGroup], cases: list[Scenario]) -> dict[str, Any]:
+    tests = []
+    for case in cases:
+        series = {**world.baseline(case.full), **case.changes}
+        checks = [
+            {"eval_time": at, "alertname": alert.value,
+             "exp_alerts": [expected_alert(e, groups) for e in firing if e.alert == alert]}
+            for at, firing in case.checks.items()
+            for alert in AlertName  # every alert, so an unexpected one fails the scenario
+        ]
+        tests.append({
+            "name": case.name,
+            "interval": "1m",
+            "input_series": [{"series": key, "values": values} for key, values in series.items() if values],
+            "alert_rule_test": checks,
+        })
+    return {"rule_files": [f"{key}.yaml" for key in groups], "evaluation_interval": "1m", "tests": tests}
+
+
+def run_promtool_tests(rule_dir: Path, document: dict[str, Any], name: str) -> tuple[int, str]:
+    """``promtool test rules`` on the scenarios, split over the CPUs; (worst exit code, output)."""
+    promtool = require_tool("promtool")
+    tests = document["tests"]
+    chunks = min(len(tests), os.cpu_count() or 1)
+    processes = []
+    for index in range(chunks):
+        path = rule_dir / f"{name}-{index}.test.yaml"
+        path.write_text(json.dumps({**document, "tests": tests[index::chunks]}))  # JSON is YAML, and fast to write
+        processes.append(subprocess.Popen([promtool, "test", "rules", path.name], cwd=rule_dir, text=True,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    outputs = [process.communicate()[0] for process in processes]
+    return max(process.returncode for process in processes), "\n".join(outputs)
+
+
+@pytest.mark.realtool
+def test_alerts_fire_exactly_when_they_should(rule_dir, groups, platform, namespace):
+    world = healthy_world(platform, namespace)
+    cases = scenarios(world)
+    assert {e.alert for case in cases for firing in case.checks.values() for e in firing} == set(AlertName)
+    code, output = run_promtool_tests(rule_dir, promtool_tests(world, groups, cases), "scenarios")
+    assert code == 0, output[-8000:]
+    assert "FAILED" not in output and "SUCCESS" in output
+
+
+@pytest.mark.realtool
+@pytest.mark.parametrize("wrong", ["critical for 3 % errors", "silence on a core outage"])
+def test_a_wrong_expectation_fails_promtool(rule_dir, groups, platform, namespace, wrong):
+    """The harness can fail: the same scenarios with one expectation falsified are rejected."""
+    world = healthy_world(platform, namespace)
+    cases = {case.name: case for case in scenarios(world)}
+    if wrong == "critical for 3 % errors":
+        case = cases["business service at 3 % errors warns and does not page"]
+        (warning,) = case.checks["10m"]
+        falsified = Scenario(case.name, case.changes, {"10m": [warning, Expect(
+            AlertName.ERROR_RATIO_HIGH, Severity.CRITICAL, "business", warning.labels, "3%")]})
+    else:
+        case = cases["core service down for 2 minutes pages"]
+        falsified = Scenario(case.name, case.changes, {"2m": []})
+    code, output = run_promtool_tests(rule_dir, promtool_tests(world, groups, [falsified]), "falsified")
+    assert code != 0
+    assert "FAILED" in output and falsified.name in output
