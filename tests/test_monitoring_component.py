@@ -1,0 +1,121 @@
+"""The Observability component under Pulumi's mocks: the objects it registers, valid for their schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from components.labels import PLATFORM_TIER, TIER_LABEL
+from components.monitoring import ALERTMANAGER_CONFIG, PROMETHEUS_RULE, TYPE_TOKEN
+from components.monitoring.alertmanager import alertmanager_config_spec
+from components.monitoring.rules import rule_groups
+from settings.loader import PlatformSettings
+from tests.conftest import SHARED, require_path
+from tools.alertmanager_config import stack_settings, stack_values
+from tools.offline import StackRun, run_stack
+from tools.validate import load_crd_schemas
+
+STACK = "staging"
+PROGRAM = '''
+import json
+
+import pulumi_kubernetes as k8s
+
+from components.monitoring import Observability, ObservabilityArgs
+from settings import load_settings
+
+platform = load_settings({stack!r}, json.loads({config!r}))
+namespace = platform.settings.environment.namespace
+prerequisite = k8s.core.v1.Namespace("namespace", metadata={{"name": namespace}})
+Observability("codai", ObservabilityArgs(namespace=namespace, platform=platform), depends_on=[prerequisite])
+'''
+
+
+@pytest.fixture(scope="module")
+def platform() -> PlatformSettings:
+    return stack_settings(STACK)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
+    program = tmp_path_factory.mktemp("program") / "__main__.py"
+    program.write_text(PROGRAM.format(stack=STACK, config=json.dumps(stack_values(STACK))))
+    return run_stack(STACK, config={}, program=Path(program))
+
+
+@pytest.fixture(scope="module")
+def objects(run: StackRun) -> list[dict[str, Any]]:
+    return [obj for obj in run.kubernetes_objects() if obj["kind"] != "Namespace"]
+
+
+def test_one_component_parents_every_object_and_names_them_after_itself(run):
+    (component,) = [r for r in run.resources if r.type == TYPE_TOKEN]
+    (namespace,) = [r for r in run.resources if r.type == "kubernetes:core/v1:Namespace"]
+    children = [r for r in run.resources if r.parent == component.urn]
+    assert len(children) == len(run.resources) - 2
+    assert all(r.name.startswith("codai-") for r in children)
+    assert all(namespace.urn in r.depends_on for r in children)  # created after the namespace
+
+
+def test_objects_per_kind(objects):
+    kinds = sorted(obj["kind"] for obj in objects)
+    assert kinds == ["AlertmanagerConfig", *["ConfigMap"] * 4, *["PrometheusRule"] * 4]
+
+
+def test_every_object_is_named_and_namespaced_and_labelled(objects, platform):
+    namespace = platform.settings.environment.namespace
+    monitoring = platform.settings.monitoring
+    for obj in objects:
+        meta = obj["metadata"]
+        assert meta["namespace"] == namespace and meta["name"].startswith("codai-")
+        assert meta["labels"][TIER_LABEL] == PLATFORM_TIER
+        assert meta["labels"]["app.kubernetes.io/name"] == "codai-monitoring"
+        if obj["kind"] == "ConfigMap":
+            assert meta["labels"].items() >= monitoring.grafana.dashboard_labels.items()
+            assert meta["annotations"][monitoring.grafana.folder_annotation] == monitoring.grafana.folder
+        else:  # found by the operator's rule and config selectors
+            assert meta["labels"].items() >= monitoring.selector_labels.items()
+
+
+def test_custom_resources_carry_what_the_builders_return(objects, platform):
+    namespace = platform.settings.environment.namespace
+    rules = {obj["metadata"]["name"]: obj["spec"] for obj in objects if obj["kind"] == "PrometheusRule"}
+    assert rules == {f"codai-alerts-{key}": {"groups": [group]}
+                     for key, group in rule_groups(platform, namespace).items()}
+    (config,) = [obj for obj in objects if obj["kind"] == "AlertmanagerConfig"]
+    assert config["spec"] == alertmanager_config_spec(platform.settings.monitoring.alertmanager)
+    assert config["metadata"]["name"] == "codai-alertmanager"
+
+
+def test_custom_resources_are_valid_for_their_crds(objects):
+    schemas = load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))
+    custom = [obj for obj in objects if (obj["apiVersion"], obj["kind"]) in (PROMETHEUS_RULE, ALERTMANAGER_CONFIG)]
+    assert len(custom) == 5
+    for obj in custom:
+        validator = jsonschema.Draft7Validator(schemas[(obj["apiVersion"], obj["kind"])])
+        assert [error.message for error in validator.iter_errors(obj)] == [], obj["metadata"]["name"]
+
+
+@pytest.mark.parametrize("version", ["1.30", "1.34"])
+def test_dashboard_config_maps_are_valid_kubernetes(objects, version):
+    config_maps = [obj for obj in objects if obj["kind"] == "ConfigMap"]
+    for obj in config_maps:
+        kubernetes_validate.validate(obj, version, strict=True)
+        (document,) = obj["data"].values()
+        dashboard = json.loads(document)
+        assert dashboard["uid"].startswith("codai-staging-")
+    assert sorted(obj["metadata"]["name"] for obj in config_maps) == [
+        "codai-dashboard-business", "codai-dashboard-core", "codai-dashboard-overview", "codai-dashboard-support"]
+
+
+def test_the_crd_check_rejects_a_misspelt_rule_field(objects):
+    schemas = load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))
+    rule = json.loads(json.dumps(next(obj for obj in objects if obj["kind"] == "PrometheusRule")))
+    rule["spec"]["groups"][0]["rules"][0]["fore"] = rule["spec"]["groups"][0]["rules"][0].pop("for")
+    errors = [error.message for error in jsonschema.Draft7Validator(schemas[PROMETHEUS_RULE]).iter_errors(rule)]
+    assert errors == ["Additional properties are not allowed ('fore' was unexpected)"]
