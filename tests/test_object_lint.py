@@ -1,0 +1,297 @@
+"""The cross-object lint: clean on the real stacks, and each rule catches the break it is for."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from services.catalog import CATALOG
+from tools.lint_objects import (
+    Call,
+    connectivity,
+    connectivity_report,
+    declared_calls,
+    lint,
+    selector_matches,
+)
+from tools.offline import StackRun
+
+Object = dict[str, Any]
+
+
+def objects_of(run: StackRun) -> list[Object]:
+    return copy.deepcopy(run.kubernetes_objects())
+
+
+def find(objects: list[Object], kind: str, name: str) -> Object:
+    return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
+
+
+def broken(run: StackRun, kind: str, name: str, change: Callable[[Object], Any]) -> list[str]:
+    """The lint of ``run``'s objects after ``change`` to one of them."""
+    objects = objects_of(run)
+    change(find(objects, kind, name))
+    return lint(objects)
+
+
+def without(run: StackRun, *keys: tuple[str, str]) -> list[Object]:
+    return [o for o in objects_of(run) if (o["kind"], o["metadata"]["name"]) not in keys]
+
+
+# --- the real stacks ----------------------------------------------------------------------------
+
+
+def test_the_real_stacks_are_clean(any_stack):
+    objects = any_stack.kubernetes_objects()
+    assert lint(objects) == []
+    report = connectivity_report(objects, declared_calls())
+    assert report.errors == []
+    service_calls = [c for c in declared_calls() if c.dependency is None]
+    assert set(service_calls) <= set(report.checked) and len(service_calls) > 40
+    # A dependency counts as outside the cluster only while no server of it is rendered.
+    for dependency in {c.dependency for c in report.outside}:
+        assert not any(c.dependency == dependency for c in report.checked), dependency
+
+
+def test_declared_calls_are_the_catalogs_callers_and_dependencies():
+    calls = declared_calls()
+    assert Call("stocai", "wallet") in calls
+    assert Call("wallet", "postgres", "postgres") in calls
+    assert len(calls) == sum(len(CATALOG.callers_of(n)) + len(CATALOG[n].uses) for n in CATALOG)
+
+
+# --- selectors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("selector", "matches"), [
+    ({}, True),
+    ({"matchLabels": {"a": "1"}}, True),
+    ({"matchLabels": {"a": "2"}}, False),
+    ({"matchExpressions": [{"key": "a", "operator": "In", "values": ["1", "3"]}]}, True),
+    ({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}, False),
+    ({"matchExpressions": [{"key": "c", "operator": "NotIn", "values": ["1"]}]}, True),
+    ({"matchExpressions": [{"key": "b", "operator": "Exists"}]}, True),
+    ({"matchExpressions": [{"key": "b", "operator": "DoesNotExist"}]}, False),
+    ({"matchLabels": {"a": "1"}, "matchExpressions": [{"key": "c", "operator": "Exists"}]}, False),
+])
+def test_label_selectors_follow_kubernetes(selector, matches):
+    assert selector_matches(selector, {"a": "1", "b": "2"}) is matches
+
+
+# --- one broken object set per rule ----------------------------------------------------------------
+
+
+def test_a_service_selector_matching_no_pod(staging):
+    errors = broken(staging, "Service", "wallet", lambda s: s["spec"]["selector"].update({"codai.io/track": "gone"}))
+    assert len(errors) == 1
+    assert errors[0].startswith("Service/wallet: selector {") and errors[0].endswith("'gone'} matches no pod")
+
+
+@pytest.mark.parametrize("target", ["web", 8081])
+def test_a_service_target_port_the_container_does_not_expose(staging, target):
+    errors = broken(staging, "Service", "wallet", lambda s: s["spec"]["ports"][0].update({"targetPort": target}))
+    assert errors == [f"Service/wallet: targetPort {target!r} is not a port of Deployment/wallet's containers"]
+
+
+def test_a_numeric_target_port_that_is_exposed_passes(staging):
+    port = find(objects_of(staging), "Deployment", "wallet")["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+    assert broken(staging, "Service", "wallet",
+                  lambda s: s["spec"]["ports"][0].update({"targetPort": port["containerPort"]})) == []
+
+
+def test_an_hpa_pointing_at_nothing(staging):
+    errors = broken(staging, "HorizontalPodAutoscaler", "x",
+                    lambda h: h["spec"]["scaleTargetRef"].update({"name": "y"}))
+    assert errors == ["HorizontalPodAutoscaler/x: scaleTargetRef Deployment/y is not rendered"]
+
+
+def test_a_pdb_and_a_network_policy_selecting_no_pod(staging):
+    def rename(obj: Object, key: str) -> None:
+        obj["spec"][key]["matchLabels"]["app.kubernetes.io/name"] = "doc"
+
+    assert broken(staging, "PodDisruptionBudget", "docs", lambda p: rename(p, "selector")) == [
+        "PodDisruptionBudget/docs: selector matches no pod"]
+    assert broken(staging, "NetworkPolicy", "docs", lambda p: rename(p, "podSelector")) == [
+        "NetworkPolicy/docs: podSelector matches no pod"]
+
+
+def test_an_ingress_to_a_missing_service_or_port(staging):
+    def backend(ingress: Object) -> Object:
+        service: Object = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        return service
+
+    assert broken(staging, "Ingress", "hub", lambda i: backend(i).update(name="nobody")) == [
+        "Ingress/hub: backend Service nobody is not rendered"]
+    assert broken(staging, "Ingress", "hub", lambda i: backend(i).update(port={"name": "grpc"})) == [
+        "Ingress/hub: Service hub has no port 'grpc'"]
+    assert broken(staging, "Ingress", "hub", lambda i: backend(i).update(port={"number": 8080})) == [
+        "Ingress/hub: Service hub has no port 8080"]
+
+
+def test_an_ingress_tls_secret_is_made_by_cert_manager_only_when_annotated(staging):
+    def no_issuer(ingress: Object) -> None:
+        ingress["metadata"]["annotations"].pop("cert-manager.io/cluster-issuer")
+
+    assert broken(staging, "Ingress", "hub", no_issuer) == [
+        "Ingress/hub: TLS Secret hub-tls is neither rendered nor made by cert-manager"]
+
+
+def test_config_maps_secrets_and_service_accounts_must_be_rendered(staging):
+    objects = without(staging, ("ConfigMap", "logai-config"), ("Secret", "logai-app-secrets"),
+                      ("ServiceAccount", "logai"))
+    assert sorted(lint(objects)) == [
+        "Deployment/logai: ServiceAccount logai is not rendered",
+        "Deployment/logai: envFrom ConfigMap logai-config is not rendered",
+        "Deployment/logai: envFrom Secret logai-app-secrets is not rendered",
+    ]
+
+
+def test_env_and_volume_references_must_be_rendered_unless_cert_manager_makes_them(staging):
+    objects = objects_of(staging)
+    pod = find(objects, "Deployment", "docs")["spec"]["template"]["spec"]
+    pod["containers"][0]["env"] = [{"name": "KEY", "valueFrom": {"secretKeyRef": {"name": "api-key", "key": "k"}}}]
+    pod["volumes"] += [
+        {"name": "settings", "configMap": {"name": "docs-settings"}},
+        {"name": "both", "projected": {"sources": [{"secret": {"name": "docs-cert"}},
+                                                   {"configMap": {"name": "docs-config"}}]}},
+    ]
+    assert lint(objects) == [
+        "Deployment/docs: env Secret api-key is not rendered",
+        "Deployment/docs: volume ConfigMap docs-settings is not rendered",
+        "Deployment/docs: volume Secret docs-cert is not rendered",
+    ]
+    objects.append({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+                    "metadata": {"name": "docs", "namespace": pod_namespace(objects)},
+                    "spec": {"secretName": "docs-cert", "issuerRef": {"name": "ca"}}})
+    assert lint(objects) == [
+        "Deployment/docs: env Secret api-key is not rendered",
+        "Deployment/docs: volume ConfigMap docs-settings is not rendered",
+    ]
+
+
+def pod_namespace(objects: list[Object]) -> str:
+    namespace: str = find(objects, "Deployment", "docs")["metadata"]["namespace"]
+    return namespace
+
+
+def test_a_service_monitor_selecting_nothing_or_a_missing_port(staging):
+    assert broken(staging, "ServiceMonitor", "kodex", lambda m: m["spec"]["endpoints"][0].update({"port": "prom"})) == [
+        "ServiceMonitor/kodex: no selected Service has a port named 'prom'"]
+    assert broken(staging, "ServiceMonitor", "kodex",
+                  lambda m: m["spec"]["selector"]["matchLabels"].update({"app.kubernetes.io/name": "kodx"})) == [
+        "ServiceMonitor/kodex: selects no Service"]
+
+
+def test_a_pod_monitor_selecting_nothing_or_a_missing_port(staging):
+    objects = objects_of(staging)
+    monitor: Object = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+                       "metadata": {"name": "kodex", "namespace": pod_namespace(objects)},
+                       "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "kodex"}},
+                                "podMetricsEndpoints": [{"port": "metrics"}]}}
+    assert lint([*objects, monitor]) == []
+    monitor["spec"]["podMetricsEndpoints"] = [{"port": "prom"}]
+    assert lint([*objects, monitor]) == ["PodMonitor/kodex: no selected pod has a container port named 'prom'"]
+    monitor["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/name": "kodx"}}
+    assert lint([*objects, monitor]) == ["PodMonitor/kodex: selector matches no pod"]
+
+
+# --- connectivity through NetworkPolicies -------------------------------------------------------
+
+
+def test_a_policy_cutting_a_declared_call_at_either_end(staging):
+    objects = objects_of(staging)
+    wallet = find(objects, "NetworkPolicy", "wallet")["spec"]
+    wallet["ingress"] = [r for r in wallet["ingress"] if "namespaceSelector" in r["from"][0]]
+    stocai = find(objects, "NetworkPolicy", "stocai")["spec"]
+    stocai["egress"] = [r for r in stocai["egress"] if "wallet" not in str(r.get("to"))]
+    assert connectivity(objects, [Call("stocai", "wallet"), Call("bancai", "wallet")]) == [
+        "NetworkPolicy: stocai may call wallet (catalog) but the egress of Deployment/stocai does not allow port 8080",
+        "NetworkPolicy: stocai may call wallet (catalog) but the ingress of Deployment/wallet refuses "
+        "Deployment/stocai on port 8080",
+        "NetworkPolicy: bancai may call wallet (catalog) but the ingress of Deployment/wallet refuses "
+        "Deployment/bancai on port 8080",
+    ]
+
+
+def test_a_named_ingress_port_is_resolved_in_the_server_pod(staging):
+    objects = objects_of(staging)
+    for rule in find(objects, "NetworkPolicy", "wallet")["spec"]["ingress"]:
+        for port in rule["ports"]:
+            port["port"] = "metrics" if port["port"] == "http" else port["port"]
+    errors = connectivity(objects, [Call("stocai", "wallet")])
+    assert errors == ["NetworkPolicy: stocai may call wallet (catalog) but the ingress of Deployment/wallet refuses "
+                      "Deployment/stocai on port 8080"]
+
+
+def test_without_the_default_deny_a_pod_with_no_policy_is_open(staging):
+    objects = without(staging, ("NetworkPolicy", "wallet"), ("NetworkPolicy", "default-deny-all"))
+    assert connectivity(objects, [Call("stocai", "wallet")]) == []
+    objects = without(staging, ("NetworkPolicy", "wallet"))  # the default deny alone isolates wallet
+    assert len(connectivity(objects, [Call("stocai", "wallet")])) == 1
+
+
+def test_a_peer_in_another_namespace_is_not_a_peer_here(staging):
+    objects = objects_of(staging)
+    for rule in find(objects, "NetworkPolicy", "wallet")["spec"]["ingress"]:
+        for peer in rule["from"]:
+            if "namespaceSelector" not in peer:
+                peer["namespaceSelector"] = {"matchLabels": {"kubernetes.io/metadata.name": "elsewhere"}}
+    assert len(connectivity(objects, [Call("stocai", "wallet")])) == 1
+
+
+def test_a_call_to_a_service_that_is_not_rendered_is_an_error(staging):
+    assert connectivity(staging.kubernetes_objects(), [Call("stocai", "walet")]) == [
+        "NetworkPolicy: stocai may call walet (catalog) but no workload of walet is rendered"]
+
+
+def postgres(namespace: str, allowed: list[str]) -> list[Object]:
+    """A minimal in-cluster PostgreSQL: StatefulSet, Service and a policy admitting ``allowed``."""
+    pods = {"app.kubernetes.io/name": "postgres", "app.kubernetes.io/instance": "postgres"}
+    meta: Object = {"name": "postgres", "namespace": namespace, "labels": pods}
+    container = {"name": "postgres", "image": "postgres:16.4",
+                 "ports": [{"name": "postgres", "containerPort": 5432}, {"name": "metrics", "containerPort": 9187}]}
+    return [
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta, "spec": {
+            "selector": {"matchLabels": pods}, "serviceName": "postgres",
+            "template": {"metadata": {"labels": pods}, "spec": {"containers": [container]}}}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta, "spec": {"selector": pods, "ports": [
+            {"name": "postgres", "port": 5432, "targetPort": "postgres"}, {"name": "metrics", "port": 9187}]}},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": {
+            "podSelector": {"matchLabels": pods}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {"matchExpressions": [
+                {"key": "app.kubernetes.io/name", "operator": "In", "values": allowed}]}}],
+                "ports": [{"port": "postgres"}]}]}},
+    ]
+
+
+def test_a_dependency_in_the_cluster_must_be_reachable_from_its_users(staging):
+    objects = objects_of(staging)
+    namespace = pod_namespace(objects)
+    objects += postgres(namespace, allowed=["wallet"])
+    calls = [Call("wallet", "postgres", "postgres"), Call("bancai", "postgres", "postgres")]
+    report = connectivity_report(objects, calls)
+    assert report.checked == calls and report.outside == []
+    # Neither client's egress lets it out to PostgreSQL, and only wallet is admitted.
+    assert report.errors == [
+        "NetworkPolicy: wallet may call postgres (uses postgres) but the egress of Deployment/wallet does not allow "
+        "port 5432",
+        "NetworkPolicy: bancai may call postgres (uses postgres) but the egress of Deployment/bancai does not allow "
+        "port 5432",
+        "NetworkPolicy: bancai may call postgres (uses postgres) but the ingress of StatefulSet/postgres refuses "
+        "Deployment/bancai on port 5432",
+    ]
+    for client in ("wallet", "bancai"):
+        find(objects, "NetworkPolicy", client)["spec"]["egress"].append(
+            {"to": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres"}}}],
+             "ports": [{"port": 5432, "protocol": "TCP"}]})
+    find(objects, "NetworkPolicy", "postgres")["spec"]["ingress"][0]["from"][0]["podSelector"][
+        "matchExpressions"][0]["values"].append("bancai")
+    assert connectivity(objects, calls) == []
+
+
+def test_a_dependency_with_no_server_in_the_render_is_outside(staging):
+    report = connectivity_report(staging.kubernetes_objects(), [Call("wallet", "mysql", "mysql")])
+    assert report.errors == [] and report.outside == [Call("wallet", "mysql", "mysql")]
