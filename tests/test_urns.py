@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from pathlib import Path
 
-from tools.offline import StackRun, run_stack
-from tools.urns import difference, urns
+import pytest
 
+from tools.offline import Registered, StackRun, run_stack
+from tools.urns import (
+    UPDATE_COMMAND,
+    difference,
+    duplicate_urns,
+    protection_problems,
+    snapshot_message,
+    unnamed_objects,
+    urns,
+)
+
+# The program with the catalog handed in explicitly (``services`` is a Python expression over
+# SERVICES), so the catalog can be reordered or grown; compared only with itself.
 _PROGRAM = """\
+import random
 import pulumi
 from components.platform import CodaiPlatform, PlatformArgs
 from services.catalog import SERVICES, Catalog
@@ -23,8 +37,8 @@ CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=catalog))
 """
 
 
+@functools.cache
 def run_with_catalog(stack: str, services: str) -> StackRun:
-    """The program with another catalog (a Python expression over SERVICES)."""
     with tempfile.TemporaryDirectory() as folder:
         program = Path(folder) / "__main__.py"
         program.write_text(_PROGRAM.format(services=services))
@@ -33,37 +47,76 @@ def run_with_catalog(stack: str, services: str) -> StackRun:
 
 def test_urns_match_the_committed_snapshot(any_stack):
     added, removed = difference(any_stack.stack, urns(any_stack))
-    assert (added, removed) == ([], []), (
-        "resource URNs changed: a real `pulumi up` would delete and recreate these.\n"
-        f"added: {added}\nremoved: {removed}\n"
-        "If the rename is deliberate, add an `aliases=` option for the old name, then run "
-        "`.venv/bin/python -m tools.urns --update` and commit tests/snapshots/."
-    )
+    assert (added, removed) == ([], []), snapshot_message(any_stack.stack, added, removed)
 
 
-def test_every_urn_is_unique_and_every_object_named(any_stack):
-    all_urns = [r.urn for r in any_stack.resources]
-    assert len(all_urns) == len(set(all_urns))
-    for obj in any_stack.kubernetes_objects():
-        assert obj["metadata"]["name"]
+def test_the_snapshot_message_names_each_urn_and_the_command():
+    message = snapshot_message("staging", ["urn:new"], ["urn:old"])
+    assert "  + urn:new" in message and "  - urn:old" in message
+    assert UPDATE_COMMAND in message and "aliases=" in message
 
 
-def test_reordering_the_catalog_changes_no_urn(staging):
-    reordered = run_with_catalog("staging", "reversed(SERVICES)")
-    assert urns(reordered) == urns(staging)
+def test_the_explicit_catalog_program_registers_what_the_real_program_does(staging):
+    assert set(urns(run_with_catalog("staging", "SERVICES"))) <= set(urns(staging))
 
 
-def test_adding_a_service_changes_no_existing_urn(staging):
-    extra = ('[*SERVICES, ServiceSpec(name="newai", tier=Tier.SUPPORT, description="A new service", '
-             'callers=("hub",))]')
-    grown = run_with_catalog("staging", extra)
-    before, after = set(urns(staging)), set(urns(grown))
+def test_shuffling_the_catalog_changes_no_urn():
+    baseline = run_with_catalog("staging", "SERVICES")
+    shuffled = run_with_catalog("staging", "random.Random(29).sample(SERVICES, len(SERVICES))")
+    assert [r.name for r in shuffled.resources] != [r.name for r in baseline.resources]  # really reordered
+    assert urns(shuffled) == urns(baseline)
+
+
+def test_adding_a_service_changes_no_existing_urn():
+    baseline = run_with_catalog("staging", "SERVICES")
+    grown = run_with_catalog("staging", '[*SERVICES, ServiceSpec(name="newai", tier=Tier.SUPPORT, '
+                                        'description="A new service", callers=("hub",))]')
+    before, after = set(urns(baseline)), set(urns(grown))
     assert before <= after
-    assert all("newai" in urn for urn in after - before) and len(after - before) >= 9
+    added = after - before
+    assert added and all(urn.rsplit("::", 1)[1].startswith("newai") for urn in added), sorted(added)
 
 
-def test_the_namespace_is_protected_in_production_and_retained_everywhere(production, staging):
-    for run in (production, staging):
-        namespace = run.resource("Namespace", run.outputs["namespace"])
-        assert namespace.retain_on_delete
-        assert namespace.protect == (run is production)
+def test_every_urn_is_unique(any_stack):
+    assert duplicate_urns(any_stack) == []
+
+
+def test_a_repeated_urn_is_found(staging):
+    repeated = StackRun("staging", [*staging.resources, staging.resources[-1]], {})
+    assert duplicate_urns(repeated) == [staging.resources[-1].urn]
+
+
+def test_every_object_has_a_name_and_every_namespaced_object_a_namespace(any_stack):
+    assert unnamed_objects(any_stack) == []
+    config_map = any_stack.resource("ConfigMap", "codai-config")
+    nameless = Registered(config_map.urn, config_map.type, config_map.name, True, config_map.parent,
+                          {**config_map.inputs, "metadata": {"name": "codai-config"}})
+    assert unnamed_objects(StackRun("staging", [nameless], {})) == [
+        f"{config_map.urn}: ConfigMap without metadata.namespace"]
+
+
+def test_the_namespace_and_stateful_resources_are_protected_in_production_and_retained_everywhere(any_stack):
+    assert protection_problems(any_stack) == []
+    namespace = any_stack.resource("Namespace", any_stack.outputs["namespace"])
+    assert namespace.retain_on_delete and namespace.protect == (any_stack.stack == "production")
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_an_unguarded_stateful_resource_is_found(stack):
+    def registered(type_: str, kind: str, spec: dict[str, object], **options: bool) -> Registered:
+        return Registered(f"urn:pulumi:{stack}::codai-platform::{type_}::db", type_, "db", True, "",
+                          {"kind": kind, "metadata": {"name": "db", "namespace": "codai"}, "spec": spec}, **options)
+
+    claims = {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}
+    run = StackRun(stack, [
+        registered("kubernetes:apps/v1:StatefulSet", "StatefulSet", {}),
+        registered("kubernetes:core/v1:PersistentVolumeClaim", "PersistentVolumeClaim", {}, retain_on_delete=True),
+        registered("kubernetes:apps/v1:Deployment", "Deployment", claims, retain_on_delete=True, protect=True),
+        registered("kubernetes:apps/v1:Deployment", "Deployment", {}),  # stateless: nothing asked
+    ], {})
+    problems = protection_problems(run)
+    expected = ["kubernetes:apps/v1:StatefulSet::db: retain_on_delete is not set"]
+    if stack == "production":
+        expected += ["kubernetes:apps/v1:StatefulSet::db: protect is not set in production",
+                     "kubernetes:core/v1:PersistentVolumeClaim::db: protect is not set in production"]
+    assert [p.split("::", 2)[2] for p in problems] == expected
