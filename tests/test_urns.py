@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,11 +104,13 @@ def test_the_namespace_and_stateful_resources_are_protected_in_production_and_re
 
 @pytest.mark.parametrize("stack", ["staging", "production"])
 def test_an_unguarded_stateful_resource_is_found(stack):
-    def registered(type_: str, kind: str, spec: dict[str, object], **options: bool) -> Registered:
+    def registered(type_: str, kind: str, spec: dict[str, Any], protect: bool = False,
+                   retain_on_delete: bool = False) -> Registered:
         return Registered(f"urn:pulumi:{stack}::codai-platform::{type_}::db", type_, "db", True, "",
-                          {"kind": kind, "metadata": {"name": "db", "namespace": "codai"}, "spec": spec}, **options)
+                          {"kind": kind, "metadata": {"name": "db", "namespace": "codai"}, "spec": spec},
+                          protect=protect, retain_on_delete=retain_on_delete)
 
-    claims = {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}
+    claims: dict[str, Any] = {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}
     run = StackRun(stack, [
         registered("kubernetes:apps/v1:StatefulSet", "StatefulSet", {}),
         registered("kubernetes:core/v1:PersistentVolumeClaim", "PersistentVolumeClaim", {}, retain_on_delete=True),
