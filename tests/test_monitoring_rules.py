@@ -23,7 +23,7 @@ from components.labels import DATA_TIER
 from components.monitoring.rules import AlertingRule, AlertName, RuleGroup, rule_file, rule_groups, tier_scope
 from services.tiers import TIER_POLICIES, Severity, Tier
 from settings.loader import PlatformSettings, load_settings
-from tests.conftest import require_tool, run_with
+from tests.conftest import STACKS, require_tool, run_with
 from tools.alertmanager_config import dump_yaml, stack_values
 
 STACK = "staging"
@@ -151,13 +151,18 @@ def test_rules_watch_what_the_program_deploys(platform, namespace):
 
 
 @pytest.mark.realtool
-def test_promtool_accepts_every_rule_group(rule_dir, groups):
+def test_promtool_accepts_every_rule_group_of_every_stack(rule_dir, groups, tmp_path):
     promtool = require_tool("promtool")
     files = sorted(rule_dir.glob("*.yaml"))
+    for stack in STACKS:
+        platform = load_settings(stack, stack_values(stack))
+        for key, group in rule_groups(platform, platform.settings.environment.namespace).items():
+            files.append(tmp_path / f"{stack}-{key}.yaml")
+            files[-1].write_text(dump_yaml(rule_file(group)))
     result = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(groups)
+    assert result.stdout.count("SUCCESS") == len(files) == len(groups) * (1 + len(STACKS))
 
 
 # --- and fire when they should: synthetic series -------------------------------------------------

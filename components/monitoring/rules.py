@@ -113,6 +113,11 @@ class Scope:
         return f'label_replace(\n  {body},\n  "service", "{replacement}", "{label}", "{pattern}"\n)'
 
 
+def _percent(ratio: float) -> str:
+    """``0.025`` -> ``2.5%`` (a threshold exactly as configured, not rounded to a whole percent)."""
+    return f"{ratio * 100:.4g}%"
+
+
 def eq(label: str, value: str) -> str:
     """An equality matcher, ``label="value"``."""
     return f'{label}="{value}"'
@@ -178,8 +183,8 @@ class _Rules:
                                    f"and\n{requests} >= {alerts.error_ratio_min_request_rate}", "job"),
                 for_=alerts.error_ratio_for,
                 summary=f"{SERVICE} fails {PERCENT} of its requests",
-                description=f"More than {threshold:.0%} of the requests to {SERVICE} have been answered with a 5xx "
-                            f"status for {alerts.error_ratio_for} (measured over {RATE_WINDOW}).",
+                description=f"More than {_percent(threshold)} of the requests to {SERVICE} have been answered with a "
+                            f"5xx status for {alerts.error_ratio_for} (measured over {RATE_WINDOW}).",
             )
             for severity, threshold in ((Severity.CRITICAL, alerts.error_ratio_critical),
                                         (Severity.WARNING, alerts.error_ratio_warning))
@@ -278,8 +283,8 @@ class _Rules:
                 scope.service_from(f"{usage}\n/ on (namespace, pod, container)\n{limits}\n> {threshold}", "container"),
                 for_=alerts.saturation_for,
                 summary=f"{POD} uses {PERCENT} of its {resource} limit",
-                description=f"Container {CONTAINER} of pod {POD} has used more than {threshold:.0%} of its {resource} "
-                            f"limit for {alerts.saturation_for}.",
+                description=f"Container {CONTAINER} of pod {POD} has used more than {_percent(threshold)} of its "
+                            f"{resource} limit for {alerts.saturation_for}.",
             )
             for name, resource, usage, limits, thresholds in signals
             for severity, threshold in thresholds
@@ -322,7 +327,7 @@ class _Rules:
         return self.rule(
             AlertName.DISK_SATURATION, Severity.CRITICAL, expr, for_=alerts.disk_for,
             summary=f"Volume {CLAIM} is {PERCENT} full",
-            description=f"PersistentVolumeClaim {CLAIM} has been more than {alerts.disk_critical:.0%} full for "
+            description=f"PersistentVolumeClaim {CLAIM} has been more than {_percent(alerts.disk_critical)} full for "
                         f"{alerts.disk_for}; writes fail when it is full.",
         )
 
