@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
 import pytest
+import yaml
 
 from components.labels import PLATFORM_TIER, TIER_LABEL
 from components.monitoring import ALERTMANAGER_CONFIG, PROMETHEUS_RULE, TYPE_TOKEN
 from components.monitoring.alertmanager import alertmanager_config_spec
 from components.monitoring.rules import rule_groups
 from settings.loader import PlatformSettings
-from tests.conftest import SHARED, require_path
-from tools.alertmanager_config import stack_settings, stack_values
+from tests.conftest import SHARED, require_path, require_tool
+from tools.alertmanager_config import stack_settings, stack_values, write_alertmanager_config
 from tools.offline import StackRun, run_stack
 from tools.validate import load_crd_schemas
 
@@ -119,3 +121,14 @@ def test_the_crd_check_rejects_a_misspelt_rule_field(objects):
     rule["spec"]["groups"][0]["rules"][0]["fore"] = rule["spec"]["groups"][0]["rules"][0].pop("for")
     errors = [error.message for error in jsonschema.Draft7Validator(schemas[PROMETHEUS_RULE]).iter_errors(rule)]
     assert errors == ["Additional properties are not allowed ('fore' was unexpected)"]
+
+
+@pytest.mark.realtool
+def test_the_rendered_alertmanager_config_becomes_an_alertmanager_yml_amtool_accepts(run, tmp_path):
+    amtool = require_tool("amtool")
+    path = write_alertmanager_config(run, tmp_path)
+    assert path == tmp_path / STACK / "alertmanager.yml"
+    native = yaml.safe_load(path.read_text())
+    assert native["route"]["routes"][0]["receiver"].startswith("codai-staging/codai-alertmanager/")
+    result = subprocess.run([amtool, "check-config", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
