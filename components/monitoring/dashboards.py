@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from components.monitoring.rules import DEPENDENCY_PROBES, LATENCY_QUANTILE
-from services.model import Dependency
+from components.monitoring.rules import DEPENDENCY_PROBES, LATENCY_QUANTILE, used_dependencies
 from services.tiers import Tier
 from settings.loader import PlatformSettings
 from settings.monitoring import AlertSettings
@@ -162,9 +161,8 @@ def _regex(names: Sequence[str]) -> str:
 
 def overview(platform: PlatformSettings, namespace: str) -> Dashboard:
     alerts = platform.settings.monitoring.alerts
-    used = [d for d in Dependency if any(s.spec.uses_dependency(d) for s in platform.services)]
     probes = [Query(f'max({DEPENDENCY_PROBES[d][0]}{{namespace="{namespace}"}})', DEPENDENCY_PROBES[d][2])
-              for d in used]
+              for d in used_dependencies(platform)]
     panels: list[Panel] = [
         Panel("Data tier: reachable", PanelType.STAT, probes, Unit.NONE, GRID_WIDTH, 4, steps=((1, "green"),),
               description="1 when the exporter reaches the database or cache.", base_colour="red"),

@@ -353,6 +353,11 @@ def data_scope(platform: PlatformSettings, namespace: str) -> Scope:
                  excluding=True)
 
 
+def used_dependencies(platform: PlatformSettings) -> list[Dependency]:
+    """Shared dependencies at least one service uses: only those are watched."""
+    return [d for d in Dependency if any(s.spec.uses_dependency(d) for s in platform.services)]
+
+
 def _tier_rules(rules: _Rules, tier: Tier) -> list[AlertingRule]:
     built = [rules.service_down(TIER_POLICIES[tier].down_severity), *rules.error_ratio(), rules.latency(tier),
              *rules.saturation(), rules.crash_loop()]
@@ -372,8 +377,7 @@ def rule_groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGro
         tier.value: _tier_rules(_Rules(tier_scope(platform, namespace, tier), monitoring), tier)
         for tier in Tier if platform.in_tier(tier)
     }
-    used = [d for d in Dependency if any(s.spec.uses_dependency(d) for s in platform.services)]
-    groups[DATA_TIER] = _data_rules(_Rules(data_scope(platform, namespace), monitoring), used)
+    groups[DATA_TIER] = _data_rules(_Rules(data_scope(platform, namespace), monitoring), used_dependencies(platform))
     return {key: {"name": f"codai.{key}", "rules": rules} for key, rules in groups.items()}
 
 
