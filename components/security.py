@@ -1,8 +1,9 @@
 """Pod security settings and security-scanner exceptions, in one place.
 
 Every workload of the platform runs under Pod Security Admission ``restricted``; the
-builders here are what satisfies it. Exceptions to scanner checks are declared here, each
-with the reason that justifies it, and applied only to the objects they fit (docs/security.md).
+builders here are what satisfies it. Exceptions to scanner checks are declared in
+:data:`CHECKOV_SKIPS`, each with the reason that justifies it and the kinds it may be put on,
+and applied only to the objects they fit (listed in docs/security.md).
 """
 
 from __future__ import annotations
@@ -42,31 +43,52 @@ def container_security_context(user: int = RUN_AS_USER) -> SecurityContextArgsDi
 
 @dataclass(frozen=True)
 class ScannerException:
-    """A checkov check that does not fit an object, and why. Listed in docs/security.md."""
+    """A checkov check that does not fit some objects, and why.
+
+    It is put only on objects of ``kinds`` (on their own top-level metadata, where checkov
+    reads it), and only where ``applies_to`` holds; the builder of the object decides that.
+    """
 
     check: str
     reason: str
+    kinds: tuple[str, ...]
+    #: When the builder adds it, in words (docs/security.md).
+    applies_to: str
 
     def __post_init__(self) -> None:
-        if "=" in self.reason:  # checkov splits the annotation on '='
+        if "=" in self.reason:  # checkov splits the annotation on '=' and stops the scan
             raise ValueError(f"{self.check}: a skip reason must not contain '='")
+        if not self.reason.strip() or not self.kinds:
+            raise ValueError(f"{self.check}: a skip needs a reason and the kinds it may be put on")
 
 
-#: Images are pinned to a release tag from the stack file by default.
+_WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob")
+
+#: Images are pinned to an exact release tag from the stack settings by default.
 IMAGE_PINNED_BY_TAG = ScannerException(
     "CKV_K8S_43",
-    "Pinned to the release tag set in the stack file and never latest; "
-    "set services.<name>.image.digest to pin a digest (the skip then goes away)",
+    "Pinned to an exact release tag from the stack settings and never latest (settings refuse it); "
+    "pin a digest in the settings instead and this skip goes away",
+    _WORKLOADS,
+    "workloads whose images are pinned by tag, not by digest",
 )
 #: The services read their credentials from environment variables (twelve-factor).
 SECRETS_AS_ENVIRONMENT = ScannerException(
     "CKV_K8S_35",
     "The service reads credentials from its environment; each Secret is made for this service only, "
     "its pods carry no API token and the namespace enforces restricted Pod Security",
+    _WORKLOADS,
+    "workloads that take a Secret through `envFrom`",
 )
-SCANNER_EXCEPTIONS: tuple[ScannerException, ...] = (IMAGE_PINNED_BY_TAG, SECRETS_AS_ENVIRONMENT)
+
+#: Every checkov exception the platform may carry: the table docs/security.md is checked against.
+#: A new exception goes here (with the kinds it fits) and nowhere else; never a global skip.
+CHECKOV_SKIPS: tuple[ScannerException, ...] = (IMAGE_PINNED_BY_TAG, SECRETS_AS_ENVIRONMENT)
 
 
 def checkov_skip_annotations(exceptions: Sequence[ScannerException]) -> dict[str, str]:
     """``checkov.io/skipN`` annotations; they belong on the object's own top-level metadata."""
+    undeclared = [e.check for e in exceptions if e not in CHECKOV_SKIPS]
+    if undeclared:
+        raise ValueError(f"checkov exceptions not declared in CHECKOV_SKIPS: {undeclared}")
     return {f"checkov.io/skip{index}": f"{e.check}={e.reason}" for index, e in enumerate(exceptions, start=1)}
