@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: render test validate lint typecheck bench system-deps venv clean
+.PHONY: render test validate checkov urns lint typecheck bench system-deps venv clean
 
 ## Render every stack's Kubernetes objects to dist/<stack>/ and print a summary per stack.
 render: $(VENV)/.runtime-installed
@@ -20,6 +20,14 @@ test: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed system-deps lint typeche
 ## Schema validation and cross-object lint of every rendered stack.
 validate: $(VENV)/.dev-installed
 	$(PY) -m tools.validate
+
+## checkov on every rendered stack, with the figures and the exceptions in use (docs/security.md).
+checkov: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed
+	$(PY) -m tools.checkov_scan
+
+## Rewrite the URN snapshots after a deliberate change (tests/snapshots/, docs/ci.md).
+urns: $(VENV)/.dev-installed
+	$(PY) -m tools.urns --update
 
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check .
