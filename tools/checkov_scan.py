@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.security import CHECKOV_SKIPS, ScannerException
+from components.security import CHECKOV_SKIPS
 from tools.offline import ROOT, StackRun, discover_stacks, run_stack
 from tools.render import write_stack
 
@@ -116,29 +116,32 @@ def scan_objects(sets: Mapping[str, list[dict[str, Any]]], out: Path, binary: st
 # --- the exceptions ---------------------------------------------------------------------------------
 
 
-def _declared(check: str) -> ScannerException | None:
-    return next((e for e in CHECKOV_SKIPS if e.check == check), None)
+def declared(check: str, kind: str, reason: str) -> bool:
+    """Whether CHECKOV_SKIPS has this exception (check and reason) for this kind of object."""
+    return any(e.check == check and e.reason == reason and kind in e.kinds for e in CHECKOV_SKIPS)
+
+
+def _explain(check: str, kind: str, reason: str) -> str:
+    same_check = [e for e in CHECKOV_SKIPS if e.check == check]
+    if not same_check:
+        return f"{check} is not declared in CHECKOV_SKIPS (components/security.py)"
+    if not any(kind in e.kinds for e in same_check):
+        return f"{check} is declared in CHECKOV_SKIPS for {', '.join(k for e in same_check for k in e.kinds)} only"
+    return f"{check} is declared in CHECKOV_SKIPS with another reason than {reason!r}"
 
 
 def skip_problems(skipped: Iterable[Finding]) -> list[str]:
     """Skips checkov honoured that are not declared in CHECKOV_SKIPS, for that kind, with that reason."""
-    problems = []
-    for finding in skipped:
-        declared = _declared(finding.check)
-        if declared is None:
-            problems.append(f"{finding.resource}: {finding.check} skipped but not declared in CHECKOV_SKIPS")
-        elif finding.kind not in declared.kinds:
-            problems.append(f"{finding.resource}: {finding.check} is declared for {', '.join(declared.kinds)} only")
-        elif finding.reason != declared.reason:
-            problems.append(f"{finding.resource}: {finding.check} skipped with another reason: {finding.reason!r}")
-    return problems
+    return [f"{f.resource}: {_explain(f.check, f.kind, f.reason)}" for f in skipped
+            if not declared(f.check, f.kind, f.reason)]
 
 
 def annotation_problems(objects: Iterable[Mapping[str, Any]]) -> list[str]:
     """``checkov.io/skip*`` annotations anywhere in an object that CHECKOV_SKIPS does not declare for it."""
     problems = []
     for obj in objects:
-        where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        kind = str(obj.get("kind"))
+        where = f"{kind}/{obj.get('metadata', {}).get('name')}"
         for path, key, value in _annotations(obj):
             if not key.startswith(SKIP_ANNOTATION):
                 continue
@@ -146,10 +149,8 @@ def annotation_problems(objects: Iterable[Mapping[str, Any]]) -> list[str]:
                 problems.append(f"{where}: {key} on {path} is ignored by checkov (top-level metadata only)")
                 continue
             check, _, reason = str(value).partition("=")
-            declared = _declared(check)
-            if declared is None or obj.get("kind") not in declared.kinds or declared.reason != reason:
-                problems.append(f"{where}: {key}: {value!r} is not an exception CHECKOV_SKIPS declares for "
-                                f"{obj.get('kind')}")
+            if not declared(check, kind, reason):
+                problems.append(f"{where}: {key}: {_explain(check, kind, reason)}")
     return problems
 
 
@@ -166,6 +167,9 @@ def _annotations(value: Any, path: str = "") -> Iterable[tuple[str, str, Any]]:
 
 def skips_table() -> str:
     """The Markdown table of CHECKOV_SKIPS, as docs/security.md carries it."""
+    incomplete = [e.check for e in CHECKOV_SKIPS if not e.kinds or not e.applies_to]
+    if incomplete:
+        raise ValueError(f"CHECKOV_SKIPS entries need the kinds they fit and when they apply: {incomplete}")
     rows = ["| check | reason | put on | when |", "|---|---|---|---|"]
     rows += [f"| {e.check} | {e.reason} | {', '.join(e.kinds)} | {e.applies_to} |" for e in CHECKOV_SKIPS]
     return "\n".join(rows)
@@ -203,11 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(result.failed)} failed, {len(result.skipped)} skipped, {result.parsing_errors} parsing errors")
         for finding in result.failed:
             print(f"  FAILED {finding.check} {finding.resource}: {finding.name}")
-        for check in sorted({f.check for f in result.skipped}):
-            kinds = sorted({f.kind for f in result.skipped if f.check == check})
-            count = sum(f.check == check for f in result.skipped)
-            declared = _declared(check)
-            print(f"  skipped {check} on {count} {'/'.join(kinds)}: {declared.reason if declared else '(undeclared)'}")
+        for check, reason in sorted({(f.check, f.reason) for f in result.skipped}):
+            kinds = sorted({f.kind for f in result.skipped if (f.check, f.reason) == (check, reason)})
+            count = sum((f.check, f.reason) == (check, reason) for f in result.skipped)
+            print(f"  skipped {check} on {count} {'/'.join(kinds)}: {reason}")
         for problem in problems:
             print(f"  - {problem}")
         failed = failed or bool(result.failed or problems or result.parsing_errors)
