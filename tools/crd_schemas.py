@@ -61,7 +61,12 @@ _CrdLoader.add_constructor("tag:yaml.org,2002:value", _plain_scalar)
 
 
 def load_crd_schemas(folder: Path = DEFAULT_CRDS) -> CrdSchemas:
-    """Closed schemas of every served version of every CRD in ``folder``."""
+    """Closed schemas of every served version of every CRD in ``folder`` (read once per process; read-only)."""
+    return _load_crd_schemas(folder.resolve())
+
+
+@functools.cache
+def _load_crd_schemas(folder: Path) -> CrdSchemas:
     if not folder.is_dir():
         raise CrdFolderMissingError(
             f"CRD folder {folder} not found: the upstream CustomResourceDefinitions are expected in "
