@@ -92,18 +92,18 @@ def validate_run(run: StackRun, versions: Sequence[str], crds: CrdSchemas) -> St
     )
 
 
-def stack_versions(stack: str) -> tuple[StackRun, list[str]]:
-    """The stack run and its oldest and newest supported Kubernetes versions (from its settings)."""
-    config, secrets = stack_config(stack)
+def kubernetes_versions(stack: str) -> list[str]:
+    """The oldest and newest Kubernetes versions the stack supports, from its settings."""
+    config, _ = stack_config(stack)
     prefix = f"{PROJECT}:"
     values = {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
     kubernetes = load_settings(stack, values).settings.environment.kubernetes
-    return run_stack(stack, config, secrets), list(dict.fromkeys([kubernetes.min_version, kubernetes.max_version]))
+    return list(dict.fromkeys([kubernetes.min_version, kubernetes.max_version]))
 
 
 def validate_stack(stack: str, crds: CrdSchemas | None = None) -> StackReport:
-    run, versions = stack_versions(stack)
-    return validate_run(run, versions, crds if crds is not None else load_crd_schemas(DEFAULT_CRDS))
+    crds = crds if crds is not None else load_crd_schemas(DEFAULT_CRDS)
+    return validate_run(run_stack(stack), kubernetes_versions(stack), crds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
