@@ -184,6 +184,7 @@ class ExternalServer(SettingsModel):
     """A server this program does not run: where it is and how to reach it."""
 
     host: Host = Field(description="DNS name or IP address of the server.")
+    port: int = Field(ge=1, le=65535, description="Port of the server.")
     admin_secret: SecretReference = Field(
         description="Credentials of an administrator that may create users (and, for PostgreSQL, databases)."
     )
@@ -194,7 +195,7 @@ class ExternalServer(SettingsModel):
     )
 
 
-class _ServerSettings(SettingsModel):
+class ServerSettings(SettingsModel):
     """What PostgreSQL and Redis settings have in common."""
 
     #: The sizing table of the server; set by each subclass.
@@ -316,7 +317,7 @@ POSTGRES_OWNED_PARAMETERS = frozenset({
 })
 
 
-class PostgresSettings(_ServerSettings):
+class PostgresSettings(ServerSettings):
     """``codai-platform:postgres``: the PostgreSQL server every service with a database uses."""
 
     sizing_table: ClassVar[dict[SizingProfile, ServerSizing]] = POSTGRES_SIZING
@@ -366,7 +367,7 @@ class ExternalRedis(ExternalServer):
     )
 
 
-class RedisSettings(_ServerSettings):
+class RedisSettings(ServerSettings):
     """``codai-platform:redis``: the Redis server every service with a cache uses."""
 
     sizing_table: ClassVar[dict[SizingProfile, ServerSizing]] = REDIS_SIZING

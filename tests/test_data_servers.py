@@ -327,7 +327,10 @@ def test_a_backup_restores_into_an_empty_server_with_the_same_rows(
     # The documented procedure: a new server, the bootstrap job, then the restore block of the doc.
     empty: Postgres = postgres_factory()
     empty.script("bootstrap-postgres.sh", str(bootstrap_file(tmp_path, secrets)))
-    result = run(["sh", "-eu", "-c", restore_commands(backup)], {**empty.admin_env(), "WAIT_TRIES": "3"})
+    # The restore pod reads the administrator's name from the mounted Secret, as the backup job does.
+    (tmp_path / "username").write_text(ADMIN)
+    pod_env = {**empty.admin_env(), "PGUSER": "", "PGUSER_FILE": str(tmp_path / "username"), "WAIT_TRIES": "3"}
+    result = run(["sh", "-eu", "-c", restore_commands(backup)], pod_env)
     assert result.returncode == 0, result.stderr
     for role in SERVICES:
         rows = empty.psql("SELECT owner, count(*), sum(id) FROM items GROUP BY owner", database=role, user=role,
@@ -338,7 +341,7 @@ def test_a_backup_restores_into_an_empty_server_with_the_same_rows(
                password=secrets.passwords["codai"])
 
     # Restoring over data is refused.
-    again = run(["sh", "-eu", "-c", restore_commands(backup)], {**empty.admin_env(), "WAIT_TRIES": "3"})
+    again = run(["sh", "-eu", "-c", restore_commands(backup)], pod_env)
     assert again.returncode != 0 and "is not empty" in again.stderr
 
 
@@ -527,10 +530,13 @@ def redis_bootstrapped(redis_binary: str, redis_passwords: dict[str, str]) -> It
     server.start()
     stock = server.client()
     assert stock("ACL", "SETUSER", "admin", "on", ">admin-password", "~*", "&*", "+@all") == "OK"
+    # The administrator's Secret as the Job mounts it: one file per key.
+    (root / "admin-username").write_text("admin")
     (root / "admin-password").write_text("admin-password")
     (root / "commands").write_text(acl.setuser_commands(users(), redis_passwords))
-    env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(server.port), "REDIS_USER": "admin",
-           "REDIS_PASSWORD_FILE": str(root / "admin-password"), "WAIT_TRIES": "3"}
+    env = {**os.environ, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(server.port),
+           "REDIS_USER_FILE": str(root / "admin-username"), "REDIS_PASSWORD_FILE": str(root / "admin-password"),
+           "WAIT_TRIES": "3"}
     for _ in range(2):
         result = run(["sh", str(SCRIPTS_DIR / "bootstrap-redis.sh"), str(root / "commands")], env)
         assert result.returncode == 0, result.stderr

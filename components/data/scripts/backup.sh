@@ -2,11 +2,12 @@
 # Dumps each database of $BACKUP_DATABASES (pg_dump, custom format) into a new folder of
 # $BACKUP_DIR named after the UTC time, writes SHA256SUMS, then keeps the newest $BACKUP_KEEP.
 # A folder becomes a backup only once complete: until then it is <time>.partial.
-# Connection from the libpq environment (PGHOST, PGPORT, PGUSER, PGPASSWORD_FILE, PGSSLMODE).
+# Connection from the libpq environment (PGHOST, PGPORT, PGUSER or PGUSER_FILE,
+# PGPASSWORD_FILE, PGSSLMODE).
 set -eu
 . "$(dirname "$0")/common.sh"
 : "${BACKUP_DIR:?set BACKUP_DIR}" "${BACKUP_KEEP:?set BACKUP_KEEP}" "${BACKUP_DATABASES:?set BACKUP_DATABASES}"
-load_password
+load_credentials
 wait_for_server
 
 stamp=$(date -u +%Y%m%dT%H%M%SZ)

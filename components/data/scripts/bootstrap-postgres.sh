@@ -4,7 +4,7 @@
 set -eu
 . "$(dirname "$0")/common.sh"
 script="${1:?usage: bootstrap-postgres.sh <bootstrap.sql>}"
-load_password
+load_credentials
 wait_for_server
 psql -X -q -v ON_ERROR_STOP=1 -d "${PGDATABASE:-postgres}" -f "$script"
 log "bootstrap: roles and databases are up to date"

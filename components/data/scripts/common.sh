@@ -6,8 +6,12 @@ STAMP_PATTERN='^[0-9]{8}T[0-9]{6}Z$'
 log() { echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $*" >&2; }
 fail() { log "error: $*"; exit 1; }
 
-# The password comes from a mounted Secret file (PGPASSWORD_FILE), never from the pod spec.
-load_password() {
+# Credentials come from mounted Secret files (PGUSER_FILE, PGPASSWORD_FILE), never from the pod spec.
+load_credentials() {
+  if [ -n "${PGUSER_FILE:-}" ]; then
+    PGUSER=$(cat "$PGUSER_FILE") || fail "cannot read $PGUSER_FILE"
+    export PGUSER
+  fi
   if [ -n "${PGPASSWORD_FILE:-}" ]; then
     PGPASSWORD=$(cat "$PGPASSWORD_FILE") || fail "cannot read $PGPASSWORD_FILE"
     export PGPASSWORD

@@ -7,7 +7,7 @@ set -eu
 backup="${1:?usage: restore.sh <backup folder>}"
 [ -f "$backup/SHA256SUMS" ] || fail "$backup has no SHA256SUMS: not a complete backup"
 (cd "$backup" && sha256sum -c SHA256SUMS >/dev/null) || fail "$backup does not match its SHA256SUMS"
-load_password
+load_credentials
 wait_for_server
 
 user_relations="SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace

@@ -1,0 +1,180 @@
+"""Redis for the platform: one server, one ACL user per service confined to its key prefix.
+
+In-cluster: a StatefulSet of the official image with AOF persistence on its volume, the
+generated ACL file (the ``default`` user off), the exporter and its ServiceMonitor.
+External: a managed server; a bootstrap Job applies the same users with ``ACL SETUSER``.
+Each service gets a Secret with its ``REDIS_URL``, user name, password and key prefix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.data import acl, backup, config_files
+from components.data.common import (
+    METRICS_PORT_NAME,
+    DataArgs,
+    DataComponent,
+    Pod,
+    Port,
+    config_volume,
+    container,
+    digest,
+    exec_probe,
+    exporter_probes,
+    secret_volume,
+)
+from services.model import Dependency, ServiceSpec
+from settings.data import JOB_RESOURCES, ExternalRedis, RedisSettings
+
+DATA_DIR = "/data"
+CONFIG_DIR = "/etc/redis"
+#: The ACL file and the probe's password (a Secret: the ACL file holds password digests).
+USERS_DIR = "/run/codai/redis"
+ADMIN_DIR = "/run/codai/admin"
+BOOTSTRAP_DIR = "/run/codai/bootstrap"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RedisArgs(DataArgs):
+    settings: RedisSettings
+
+
+class Redis(DataComponent):
+    """The platform's Redis; ``binding_for(service)`` hands each client its Secret and egress rule."""
+
+    dependency = Dependency.REDIS
+    role = "cache"
+    port = Port("redis", 6379)
+    metrics_port = Port(METRICS_PORT_NAME, 9121)
+
+    def __init__(
+        self,
+        name: str,
+        args: RedisArgs,
+        opts: pulumi.ResourceOptions | None = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> None:
+        super().__init__("codai:data:Redis", name, args, settings=args.settings, opts=opts,
+                         depends_on=depends_on)
+        self.redis = args.settings
+        self.statefulset: k8s.apps.v1.StatefulSet | None = None
+        self.bootstrap: k8s.batch.v1.Job | None = None
+
+        passwords: dict[str, pulumi.Input[str]] = {**self.client_secrets(self._client_data)}
+        users = [acl.service_user(spec.name) for spec in self.clients]
+        external = self.redis.external
+        if external is None:
+            passwords[acl.EXPORTER_USER] = self.password("exporter").result
+            passwords[acl.HEALTHCHECK_USER] = self.password("healthcheck").result
+            users += [acl.exporter_user(), acl.healthcheck_user(), acl.default_user()]
+            acl_text = pulumi.Output.all(**passwords).apply(lambda values: acl.acl_file(users, values))
+            self.secret("users-secret", f"{name}-users", self.role, {
+                "users.acl": acl_text,
+                acl.HEALTHCHECK_USER: passwords[acl.HEALTHCHECK_USER],
+                acl.EXPORTER_USER: passwords[acl.EXPORTER_USER],
+            })
+            self.server_services()
+            self.statefulset = self._server(acl_text)
+            self.server_network_policy([])
+            self.service_monitor()
+        else:
+            if external.disable_default_user:
+                users.append(acl.default_user())
+            commands = pulumi.Output.all(**passwords).apply(lambda values: acl.setuser_commands(users, values))
+            self.bootstrap = self._external_bootstrap(external, commands)
+            self.job_network_policy("bootstrap")
+        self.register_outputs({"host": self.host, "port": self.server_port, "users": sorted(u.name for u in users)})
+
+    def _client_data(self, spec: ServiceSpec, password: pulumi.Output[str]) -> Mapping[str, pulumi.Input[str]]:
+        external = self.redis.external
+        tls = bool(external and external.tls)
+        port = str(self.server_port)
+        return {
+            "REDIS_URL": pulumi.Output.concat("rediss" if tls else "redis", "://", spec.name, ":", password, "@",
+                                              self.host, ":", port, "/0"),
+            "REDIS_HOST": self.host,
+            "REDIS_PORT": port,
+            "REDIS_TLS": str(tls).lower(),
+            "REDIS_USERNAME": spec.name,
+            "REDIS_PASSWORD": password,
+            # Every key and channel of the service must start with this; the server refuses others.
+            "REDIS_KEY_PREFIX": acl.key_prefix(spec.name),
+        }
+
+    def _server(self, acl_text: pulumi.Output[str]) -> k8s.apps.v1.StatefulSet:
+        conf = config_files.redis_conf(
+            config_files.RedisPaths(data_dir=DATA_DIR, acl_file=f"{USERS_DIR}/users.acl", port=self.port.number),
+            memory_limit=self.sizing.server.memory_limit,
+            maxmemory_percent=self.redis.maxmemory_percent,
+            eviction_policy=self.redis.eviction_policy,
+        )
+        config = k8s.core.v1.ConfigMap(
+            f"{self.name}-config",
+            metadata=self.meta(f"{self.name}-config", self.role),
+            data={"redis.conf": conf},
+            opts=self.child_opts(),
+        )
+        # Replies LOADING while it reads the AOF, so the pod is ready only once the data is back.
+        ping = exec_probe(["sh", "-c", f'REDISCLI_AUTH="$(cat {USERS_DIR}/{acl.HEALTHCHECK_USER})" redis-cli '
+                           f"--no-auth-warning --user {acl.HEALTHCHECK_USER} -p {self.port.number} ping "
+                           "| grep -q PONG"], period=10, failures=6)
+        server = container(
+            "redis", self.redis.image, self.sizing.server,
+            command=["redis-server", f"{CONFIG_DIR}/redis.conf"],
+            ports=[self.port],
+            mounts=[{"name": "data", "mount_path": DATA_DIR},
+                    {"name": "config", "mount_path": CONFIG_DIR, "read_only": True},
+                    {"name": "users", "mount_path": USERS_DIR, "read_only": True}],
+            probes={"startup": {**ping, "period_seconds": 5, "failure_threshold": 120},
+                    "liveness": ping, "readiness": {**ping, "period_seconds": 5, "failure_threshold": 3}},
+        )
+        exporter = container(
+            "exporter", self.redis.exporter_image, self.sizing.exporter,
+            env={"REDIS_ADDR": f"redis://localhost:{self.port.number}", "REDIS_USER": acl.EXPORTER_USER},
+            secret_env=[{"name": "REDIS_PASSWORD", "value_from": {"secret_key_ref": {
+                "name": f"{self.name}-users", "key": acl.EXPORTER_USER}}}],
+            ports=[self.metrics_port],
+            probes=exporter_probes(),
+        )
+        pod = Pod(containers=[server, exporter], volumes=[
+            config_volume("config", config.metadata.name),
+            secret_volume("users", f"{self.name}-users",
+                          {"users.acl": "users.acl", acl.HEALTHCHECK_USER: acl.HEALTHCHECK_USER}),
+        ])
+        # Redis reads its ACL file at start: a changed user list or password restarts the pod.
+        return self.stateful_set(pod, checksum=digest(conf, acl_text), grace_seconds=60,
+                                 skips=[*self.image_skips(self.redis.image, self.redis.exporter_image),
+                                        *self.secret_env_skips(pod)])
+
+    def _external_bootstrap(self, external: ExternalRedis, commands: pulumi.Output[str]) -> k8s.batch.v1.Job:
+        scripts = k8s.core.v1.ConfigMap(
+            f"{self.name}-scripts",
+            metadata=self.meta(f"{self.name}-scripts", "scripts"),
+            data=backup.scripts("bootstrap-redis.sh"),
+            opts=self.child_opts(),
+        )
+        commands_secret = self.secret("bootstrap-secret", f"{self.name}-bootstrap", "bootstrap",
+                                      {"commands": commands})
+        admin = external.admin_secret
+        job = container(
+            "bootstrap", self.redis.image, JOB_RESOURCES,
+            command=backup.command("bootstrap-redis.sh", f"{BOOTSTRAP_DIR}/commands"),
+            env={"REDIS_HOST": external.host, "REDIS_PORT": str(external.port), "REDIS_TLS": str(external.tls).lower(),
+                 "REDIS_USER_FILE": f"{ADMIN_DIR}/username", "REDIS_PASSWORD_FILE": f"{ADMIN_DIR}/password"},
+            mounts=[{"name": "scripts", "mount_path": backup.MOUNT_PATH, "read_only": True},
+                    {"name": "commands", "mount_path": BOOTSTRAP_DIR, "read_only": True},
+                    {"name": "admin", "mount_path": ADMIN_DIR, "read_only": True}],
+        )
+        pod = Pod(containers=[job], volumes=[
+            config_volume("scripts", scripts.metadata.name),
+            secret_volume("commands", commands_secret.metadata.name, {"commands": "commands"}),
+            secret_volume("admin", admin.name, {admin.username_key: "username", admin.password_key: "password"}),
+        ])
+        return self.bootstrap_job(pod, [commands, self.redis.image, external.host, admin.name],
+                                  depends_on=[scripts, commands_secret, *self.secrets.values()],
+                                  images=[self.redis.image])
