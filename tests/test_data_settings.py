@@ -1,0 +1,146 @@
+"""PostgreSQL and Redis stack settings: defaults, overrides, and the error each bad value gets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from settings.data import (
+    POSTGRES_SIZING,
+    REDIS_SIZING,
+    PostgresSettings,
+    RedisSettings,
+    footprint,
+)
+from settings.defaults import SizingProfile
+from settings.quantities import Cpu, Memory
+
+EXTERNAL = {"host": "db.example.com", "adminSecret": {"name": "pg-admin"}, "egressCidrs": ["10.0.0.0/16"]}
+
+
+def error(model: type[PostgresSettings | RedisSettings], value: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(value)
+    return str(caught.value)
+
+
+def test_defaults_run_in_the_cluster_with_pinned_images_and_daily_backups():
+    postgres, redis = PostgresSettings(), RedisSettings()
+    assert postgres.mode == redis.mode == "inCluster"
+    assert postgres.image == "postgres:16.4-bookworm" and redis.image == "redis:7.2.5-alpine"
+    assert (postgres.backup.enabled, postgres.backup.schedule, postgres.backup.keep) == (True, "30 2 * * *", 7)
+    assert postgres.backup.target == "volume" and redis.eviction_policy == "volatile-lru"
+
+
+def test_keys_are_camel_case_and_unknown_keys_are_refused():
+    settings = PostgresSettings.model_validate({"storageSize": "50Gi", "connectionLimitPerService": 10,
+                                                "backup": {"storageClass": "fast-ssd"}})
+    assert settings.storage_size == Memory.parse("50Gi") and settings.backup.storage_class == "fast-ssd"
+    assert "storage_sise" in error(PostgresSettings, {"storage_sise": "1Gi"})
+    assert "Extra inputs are not permitted" in error(RedisSettings, {"maxmemory": "1Gi"})
+
+
+def test_sizing_comes_from_the_profile_with_single_values_overridden():
+    settings = PostgresSettings.model_validate({"resources": {"limits": {"memory": "8Gi"}}, "storageSize": "500Gi"})
+    sizing = settings.sizing(SizingProfile.HIGH_AVAILABILITY)
+    default = POSTGRES_SIZING[SizingProfile.HIGH_AVAILABILITY]
+    assert sizing.server.memory_limit == Memory.parse("8Gi")
+    assert sizing.server.cpu_request == default.server.cpu_request
+    assert sizing.storage == Memory.parse("500Gi") and sizing.exporter == default.exporter
+    assert RedisSettings().sizing(SizingProfile.MINIMAL) == REDIS_SIZING[SizingProfile.MINIMAL]
+
+
+def test_a_request_above_its_limit_is_reported_at_the_key_to_change():
+    settings = RedisSettings.model_validate({"resources": {"requests": {"memory": "2Gi"}},
+                                             "exporterResources": {"requests": {"cpu": "2"}}})
+    assert settings.problems(SizingProfile.MINIMAL) == [
+        ("redis.resources.requests.memory", "memory request 2Gi is above its limit 256Mi"),
+        ("redis.exporterResources.requests.cpu", "cpu request 2 is above its limit 200m"),
+    ]
+    assert PostgresSettings().problems(SizingProfile.HIGH_AVAILABILITY) == []
+
+
+@pytest.mark.parametrize("model", [PostgresSettings, RedisSettings])
+def test_the_mode_and_the_external_server_go_together(model):
+    assert "`external` (host, adminSecret, egressCidrs) is not set" in error(model, {"mode": "external"})
+    assert "`external` is set but mode is inCluster" in error(model, {"external": EXTERNAL})
+    settings = model.model_validate({"mode": "external", "external": EXTERNAL})
+    assert settings.external is not None and not settings.in_cluster
+    assert str(settings.external.egress_cidrs[0]) == "10.0.0.0/16"
+
+
+@pytest.mark.parametrize(("external", "message"), [
+    ({**EXTERNAL, "egressCidrs": []}, "at least 1 item"),
+    ({**EXTERNAL, "egressCidrs": ["10.0.0.300/16"]}, "valid IPv4 or IPv6 network"),
+    ({**EXTERNAL, "host": "DB_Server"}, "neither a lowercase DNS name nor an IP address"),
+    ({**EXTERNAL, "tlsMode": "prefer"}, "'disable', 'require', 'verify-ca' or 'verify-full'"),
+    ({k: v for k, v in EXTERNAL.items() if k != "adminSecret"}, "adminSecret"),
+])
+def test_an_external_server_needs_where_it_is_and_who_administers_it(external, message):
+    assert message in error(PostgresSettings, {"mode": "external", "external": external})
+
+
+def test_an_external_server_may_be_an_ip_address_with_its_own_port():
+    settings = PostgresSettings.model_validate({"mode": "external", "external": {
+        **EXTERNAL, "host": "10.0.3.4", "port": 6432, "tlsMode": "require"}})
+    assert settings.external is not None and (settings.external.host, settings.external.port) == ("10.0.3.4", 6432)
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    ("postgres", "has no version tag"),
+    ("postgres:latest", "'latest' is not a pinned version"),
+    ("registry.example.com:5000/postgres", "has no version tag"),
+    ("postgres@sha256:abc", "a digest reference is"),
+])
+def test_images_are_pinned(image, message):
+    assert message in error(PostgresSettings, {"image": image})
+
+
+def test_a_digest_or_a_registry_with_a_port_is_a_pinned_image():
+    digest = "postgres@sha256:" + "a" * 64
+    assert PostgresSettings.model_validate({"image": digest}).image == digest
+    assert RedisSettings.model_validate({"image": "registry.example.com:5000/redis:7.2.5"}).image.endswith(":7.2.5")
+
+
+def test_backup_targets_and_schedules():
+    store = {"url": "s3://codai-backups/prod", "credentialsSecret": "backup-s3"}
+    settings = PostgresSettings.model_validate({"backup": {"target": "objectStore", "objectStore": store}})
+    assert settings.backup.object_store is not None and settings.backup.object_store.bucket_path == "codai-backups/prod"
+    assert "`objectStore` (url, credentialsSecret) is not set" in error(
+        PostgresSettings, {"backup": {"target": "objectStore"}})
+    assert "set target: objectStore or remove it" in error(PostgresSettings, {"backup": {"objectStore": store}})
+    assert "is not of the form s3://" in error(PostgresSettings, {"backup": {
+        "target": "objectStore", "objectStore": {**store, "url": "https://bucket"}}})
+    assert "must be an https:// URL" in error(PostgresSettings, {"backup": {
+        "target": "objectStore", "objectStore": {**store, "endpoint": "http://minio:9000"}}})
+    assert "five-field cron schedule" in error(PostgresSettings, {"backup": {"schedule": "daily"}})
+    assert "greater than or equal to 1" in error(PostgresSettings, {"backup": {"keep": 0}})
+    assert PostgresSettings.model_validate({"backup": {"schedule": "*/30 1-5 * * 1,3"}}).backup.schedule
+
+
+def test_parameters_cannot_take_over_what_the_program_sets():
+    assert "['listen_addresses', 'port'] are set by the program" in error(
+        PostgresSettings, {"parameters": {"port": "5433", "listen_addresses": "*", "work_mem": "8MB"}})
+    assert "are not postgresql.conf parameter names" in error(PostgresSettings, {"parameters": {"Work-Mem": "8MB"}})
+    assert PostgresSettings.model_validate({"parameters": {"auto_explain.log_min_duration": "5s"}}).parameters
+
+
+def test_the_per_service_connection_limit_stays_below_the_server_limit():
+    assert "must stay below maxConnections 100" in error(
+        PostgresSettings, {"maxConnections": 100, "connectionLimitPerService": 100})
+
+
+def test_the_footprint_counts_servers_exporters_and_volumes_in_the_cluster():
+    profile = SizingProfile.HIGH_AVAILABILITY
+    both = footprint(PostgresSettings(), RedisSettings(), profile)
+    pg, redis = POSTGRES_SIZING[profile], REDIS_SIZING[profile]
+    assert both.cpu_requests == Cpu(sum(s.cpu_request.millis for s in (pg.server, pg.exporter, redis.server,
+                                                                       redis.exporter)))
+    assert (both.pods, both.persistent_volume_claims) == (2, 3)
+    assert both.storage_requests == Memory.parse("310Gi")  # 100Gi + 10Gi of data, 200Gi of backups
+    external = PostgresSettings.model_validate({"mode": "external", "external": EXTERNAL})
+    only_redis = footprint(external, RedisSettings(), profile)
+    # The backup volume stays in the cluster whichever server is backed up.
+    assert (only_redis.pods, only_redis.persistent_volume_claims) == (1, 2)
