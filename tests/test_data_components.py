@@ -227,6 +227,8 @@ def test_stateful_resources_are_retained_always_and_protected_where_the_stack_sa
         assert resource.retain_on_delete is True, name
         assert resource.protect is protect, name
     for name in ("postgres", "redis"):
+        # A new storage size or class never replaces the server: live volumes grow by claim expansion.
+        assert run.resource("StatefulSet", name).ignore_changes == ["spec.volumeClaimTemplates"]
         retention = run.get("StatefulSet", name)["spec"]["persistentVolumeClaimRetentionPolicy"]
         assert retention == {"whenDeleted": "Retain", "whenScaled": "Retain"}
     budget = run.get("PodDisruptionBudget", "postgres")["spec"]["maxUnavailable"]

@@ -389,7 +389,10 @@ class DataComponent(PlatformComponent):
             f"{self.name}-statefulset",
             metadata=self.meta(self.name, self.role, skips=skips),
             spec=spec,
-            opts=self.child_opts(**self.stateful_options()),
+            # The claim template cannot change on a live StatefulSet (a change would mean replacing it):
+            # a new storageSize applies to new volumes, and a live volume grows by expanding its
+            # claim (docs/data.md).
+            opts=self.child_opts(ignore_changes=["spec.volumeClaimTemplates"], **self.stateful_options()),
         )
         self.disruption_budget()
         return statefulset
