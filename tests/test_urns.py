@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +15,11 @@ import pytest
 from tools.offline import Registered, StackRun, run_stack
 from tools.urns import (
     UPDATE_COMMAND,
-    difference,
+    Difference,
+    compare,
     duplicate_urns,
     protection_problems,
+    snapshot_lines,
     snapshot_message,
     unnamed_objects,
     urns,
@@ -47,13 +52,38 @@ def run_with_catalog(stack: str, services: str) -> StackRun:
 
 
 def test_urns_match_the_committed_snapshot(any_stack):
-    added, removed = difference(any_stack.stack, urns(any_stack))
-    assert (added, removed) == ([], []), snapshot_message(any_stack.stack, added, removed)
+    found = compare(any_stack.stack, snapshot_lines(any_stack))
+    assert not found, snapshot_message(any_stack.stack, found)
+
+
+def edited(run: StackRun, kind: str, name: str, change: Callable[[dict[str, Any]], Any]) -> StackRun:
+    """``run`` with one object's inputs changed (same URN)."""
+    target = run.resource(kind, name)
+    inputs = copy.deepcopy(target.inputs)
+    change(inputs)
+    resources = [dataclasses.replace(r, inputs=inputs) if r is target else r for r in run.resources]
+    return StackRun(run.stack, resources, run.outputs)
+
+
+def test_a_rename_or_a_new_selector_under_the_same_urn_is_a_replacement(staging):
+    def rename(inputs: dict[str, Any]) -> None:
+        inputs["metadata"]["name"] = "wallet-v2"
+
+    def reselect(inputs: dict[str, Any]) -> None:
+        inputs["spec"]["selector"]["matchLabels"]["app.kubernetes.io/version"] = "2"
+
+    for change, field in ((rename, "name=codai-staging/wallet-v2"), (reselect, "app.kubernetes.io/version=2")):
+        found = compare("staging", snapshot_lines(edited(staging, "Deployment", "wallet", change)))
+        assert (found.added, found.removed) == ([], [])
+        [(urn, before, after)] = found.replaced
+        assert urn == staging.resource("Deployment", "wallet").urn and field in after and field not in before
+        assert f"  ~ {urn}" in snapshot_message("staging", found)
 
 
 def test_the_snapshot_message_names_each_urn_and_the_command():
-    message = snapshot_message("staging", ["urn:new"], ["urn:old"])
-    assert "  + urn:new" in message and "  - urn:old" in message
+    message = snapshot_message("staging", Difference(["urn:new"], ["urn:old"], [("urn:same", "a", "b")]))
+    assert "  + urn:new" in message and "  - urn:old" in message and "  ~ urn:same" in message
+    assert "was: a" in message and "now: b" in message
     assert UPDATE_COMMAND in message and "aliases=" in message
 
 
