@@ -266,6 +266,17 @@ def test_urns_are_a_contract():
             "redis-client-hub-secret"} <= urns
 
 
+def test_servers_start_after_the_secrets_their_pods_mount():
+    run = data_run("production")
+    urn = {r.name: r.urn for r in run.resources}
+    assert {urn["postgres-admin-secret"], urn["postgres-monitor-secret"]} <= set(
+        run.resource("StatefulSet", "postgres").depends_on)
+    assert urn["redis-users-secret"] in run.resource("StatefulSet", "redis").depends_on
+    job = next(r for r in run.resources if r.name == "postgres-bootstrap-job")
+    assert {urn["postgres-statefulset"], urn["postgres-bootstrap-config"], urn["postgres-client-codai-secret"]} <= set(
+        job.depends_on)
+
+
 # --- credentials and bindings -------------------------------------------------------------------------------
 
 

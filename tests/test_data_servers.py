@@ -594,8 +594,10 @@ def test_exporter_and_probe_users_read_no_keys(redis: Redis, redis_passwords: di
     exporter = redis.client(acl.EXPORTER_USER, redis_passwords[acl.EXPORTER_USER])
     assert "redis_version" in exporter("INFO")
     assert exporter("CONFIG", "GET", "maxmemory")
-    with pytest.raises(RedisError, match="NOPERM"):
-        exporter("GET", "codai:session:1")
+    for command in (("GET", "codai:session:1"), ("CLIENT", "KILL", "ID", "1"), ("CLIENT", "PAUSE", "10"),
+                    ("CONFIG", "SET", "maxmemory", "0"), ("FLUSHALL",)):
+        with pytest.raises(RedisError, match="NOPERM"):
+            exporter(*command)
     probe = redis.client(acl.HEALTHCHECK_USER, redis_passwords[acl.HEALTHCHECK_USER])
     assert probe("PING") == "PONG"
     with pytest.raises(RedisError, match="NOPERM"):

@@ -23,10 +23,12 @@ DEFAULT_USER = "default"
 #: show other services' key names), and server-wide script and function state others rely on.
 SERVICE_DENIED = ("-@dangerous", "-scan", "-randomkey", "-function", "-script|flush", "-script|kill")
 
-#: What redis_exporter runs in a default scrape, and nothing that reads or writes a key.
+#: What redis_exporter runs in a default scrape, and nothing that reads or writes a key. Listed
+#: one by one: the @connection category would also allow CLIENT KILL and CLIENT PAUSE.
 EXPORTER_ALLOWED = (
-    "+@connection", "+info", "+config|get", "+client|list", "+client|info", "+slowlog|get", "+slowlog|len",
-    "+latency|latest", "+latency|histogram", "+memory|stats", "+cluster|info", "+dbsize",
+    "+ping", "+hello", "+select", "+client|setname", "+client|getname", "+client|info", "+client|list", "+info",
+    "+config|get", "+slowlog|get", "+slowlog|len", "+latency|latest", "+latency|histogram", "+memory|stats",
+    "+cluster|info", "+dbsize",
 )
 
 _USER = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")

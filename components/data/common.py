@@ -98,10 +98,7 @@ def digest(*parts: pulumi.Input[str]) -> pulumi.Output[str]:
     The parts may hold secrets (passwords, ACL files); ten hex digits of a SHA-256 over them
     reveal nothing usable, and a secret-marked name would be redacted everywhere it shows.
     """
-    def hash_parts(values: list[str]) -> str:
-        return hashlib.sha256("\0".join(values).encode()).hexdigest()[:10]
-
-    return pulumi.Output.unsecret(pulumi.Output.all(*parts).apply(hash_parts))
+    return pulumi.Output.unsecret(pulumi.Output.all(*parts).apply(lambda values: plain_digest(*values)))
 
 
 def plain_digest(*parts: str) -> str:
@@ -223,7 +220,10 @@ class DataComponent(PlatformComponent):
         self.monitoring = args.platform.settings.monitoring
         self.sizing: ServerSizing = settings.sizing(self.environment.sizing)
         self.clients = sorted(args.clients, key=lambda spec: spec.name)
+        #: Each client's Secret, by service name.
         self.secrets: dict[str, k8s.core.v1.Secret] = {}
+        #: Every Secret made so far: the server's pod mounts some of them by name.
+        self.made_secrets: list[k8s.core.v1.Secret] = []
         self.service_account: k8s.core.v1.ServiceAccount | None = None
 
     # --- names, labels, metadata ------------------------------------------------------------
@@ -268,13 +268,15 @@ class DataComponent(PlatformComponent):
 
     def secret(self, resource: str, object_name: str, component: str,
                data: Mapping[str, pulumi.Input[str]]) -> k8s.core.v1.Secret:
-        return k8s.core.v1.Secret(
+        secret = k8s.core.v1.Secret(
             f"{self.name}-{resource}",
             metadata=self.meta(object_name, component),
             type="Opaque",
             string_data=dict(data),
             opts=self.child_opts(),
         )
+        self.made_secrets.append(secret)
+        return secret
 
     def client_secrets(self, data: ClientSecretData) -> dict[str, pulumi.Output[str]]:
         """One password and one Secret ``<service>-<dependency>`` per client; returns the passwords.
@@ -325,7 +327,7 @@ class DataComponent(PlatformComponent):
                 automount_service_account_token=False,
                 opts=self.child_opts(),
             )
-        return self.service_account.metadata.apply(lambda meta: meta["name"])
+        return self.service_account.metadata.name
 
     def server_services(self) -> None:
         """Client Service (``<name>``), headless Service for the StatefulSet, metrics Service."""
@@ -392,7 +394,8 @@ class DataComponent(PlatformComponent):
             # The claim template cannot change on a live StatefulSet (a change would mean replacing it):
             # a new storageSize applies to new volumes, and a live volume grows by expanding its
             # claim (docs/data.md).
-            opts=self.child_opts(ignore_changes=["spec.volumeClaimTemplates"], **self.stateful_options()),
+            opts=self.child_opts(ignore_changes=["spec.volumeClaimTemplates"], depends_on=list(self.made_secrets),
+                                 **self.stateful_options()),
         )
         self.disruption_budget()
         return statefulset
