@@ -236,6 +236,11 @@ class ServerSettings(SettingsModel):
         return sizing.server.problems(f"{self.key}.resources") + sizing.exporter.problems(
             f"{self.key}.exporterResources")
 
+    def referenced_secrets(self) -> set[str]:
+        """Secrets the stack names that this program does not make (they must exist beforehand)."""
+        external: ExternalServer | None = getattr(self, "external", None)
+        return {external.admin_secret.name} if external and not self.in_cluster else set()
+
     def _check_mode(self, external: ExternalServer | None) -> None:
         if self.mode == "external" and external is None:
             raise ValueError("mode is external but `external` (host, adminSecret, egressCidrs) is not set")
@@ -339,6 +344,10 @@ class PostgresSettings(ServerSettings):
     external: ExternalPostgres | None = Field(default=None, description="The managed server; required when mode "
                                               "is external.")
     backup: PostgresBackupSettings = Field(default_factory=PostgresBackupSettings)
+
+    def referenced_secrets(self) -> set[str]:
+        store = self.backup.object_store
+        return super().referenced_secrets() | ({store.credentials_secret} if self.backup.enabled and store else set())
 
     @model_validator(mode="after")
     def _rules(self) -> PostgresSettings:

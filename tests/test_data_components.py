@@ -181,7 +181,9 @@ def test_objects_are_valid_for_kubernetes_and_the_operator_crds(any_run, version
         else:
             kubernetes_validate.validate(obj, version, strict=True)
     # Secrets the stack names but this program does not make (admin credentials, bucket keys).
-    made_elsewhere = {"pg-admin", "redis-admin", "backup-s3"}
+    made_elsewhere = (PostgresSettings.model_validate(EXTERNAL_POSTGRES).referenced_secrets()
+                      | RedisSettings.model_validate(EXTERNAL_REDIS).referenced_secrets())
+    assert made_elsewhere == {"pg-admin", "redis-admin", "backup-s3"}
     assert [e for e in lint(objects(any_run)) if not any(f" {name} " in e for name in made_elsewhere)] == []
 
 

@@ -144,3 +144,11 @@ def test_the_footprint_counts_servers_exporters_and_volumes_in_the_cluster():
     only_redis = footprint(external, RedisSettings(), profile)
     # The backup volume stays in the cluster whichever server is backed up.
     assert (only_redis.pods, only_redis.persistent_volume_claims) == (1, 2)
+
+
+def test_secrets_made_outside_the_program_are_listed_for_the_lint():
+    assert PostgresSettings().referenced_secrets() == RedisSettings().referenced_secrets() == set()
+    store = {"url": "s3://codai-backups/prod", "credentialsSecret": "backup-s3"}
+    settings = PostgresSettings.model_validate({"mode": "external", "external": EXTERNAL,
+                                                "backup": {"target": "objectStore", "objectStore": store}})
+    assert settings.referenced_secrets() == {"pg-admin", "backup-s3"}
