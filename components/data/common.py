@@ -40,6 +40,7 @@ from pulumi_kubernetes.networking.v1 import (
 
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding
+from components.data import backup
 from components.labels import COMPONENT, DATA_TIER, NAME, TIER_LABEL, labels, metadata, selector
 from components.security import (
     IMAGE_PINNED_BY_TAG,
@@ -49,13 +50,15 @@ from components.security import (
     pod_security_context,
 )
 from services.model import Dependency, ServiceSpec
-from settings.data import ContainerResources, ExternalServer, ServerSettings, ServerSizing
+from settings.data import ContainerResources, ExternalServer, SecretReference, ServerSettings, ServerSizing
 from settings.loader import PlatformSettings
 from settings.quantities import Memory
 
 METRICS_PORT_NAME = "metrics"
 #: Length of every generated password: letters and digits only, so URLs need no escaping.
 PASSWORD_LENGTH = 32
+#: Where jobs find the administrator's credentials (files, never environment variables).
+ADMIN_DIR = "/run/codai/admin"
 #: How long a job may take before Kubernetes stops it.
 BOOTSTRAP_DEADLINE_SECONDS = 900
 
@@ -479,6 +482,21 @@ class DataComponent(PlatformComponent):
         )
 
     # --- jobs --------------------------------------------------------------------------------------
+
+    def scripts_config_map(self, *names: str) -> k8s.core.v1.ConfigMap:
+        """The jobs' scripts (components/data/scripts), mounted at ``/scripts`` by each job."""
+        return k8s.core.v1.ConfigMap(
+            f"{self.name}-scripts",
+            metadata=self.meta(f"{self.name}-scripts", "scripts"),
+            data=backup.scripts(*names),
+            opts=self.child_opts(),
+        )
+
+    @staticmethod
+    def admin_files(admin: SecretReference) -> tuple[VolumeArgsDict, VolumeMountArgsDict]:
+        """The administrator's Secret as ``/run/codai/admin/username`` and ``.../password``."""
+        volume = secret_volume("admin", admin.name, {admin.username_key: "username", admin.password_key: "password"})
+        return volume, {"name": "admin", "mount_path": ADMIN_DIR, "read_only": True}
 
     def job_pod(self, component: str, pod: Pod) -> PodTemplateSpecArgsDict:
         """Pod template of a job: same restrictions as the server, never restarted in place."""

@@ -20,6 +20,7 @@ from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 
 from components.data import backup, config_files, sql
 from components.data.common import (
+    ADMIN_DIR,
     METRICS_PORT_NAME,
     DataArgs,
     DataComponent,
@@ -46,7 +47,6 @@ CONFIG_DIR = "/etc/postgresql"
 DATA_MOUNT = "/var/lib/postgresql/data"
 #: A folder inside the volume: the volume's root may hold lost+found, and initdb wants an empty directory.
 PGDATA = f"{DATA_MOUNT}/pgdata"
-ADMIN_DIR = "/run/codai/admin"
 MONITOR_DIR = "/run/codai/monitor"
 PASSWORDS_DIR = "/run/codai/passwords"
 BOOTSTRAP_DIR = "/bootstrap"
@@ -84,12 +84,7 @@ class Postgres(DataComponent):
 
         passwords = self.client_secrets(self._client_data)
         admin = self._admin()
-        scripts = k8s.core.v1.ConfigMap(
-            f"{name}-scripts",
-            metadata=self.meta(f"{name}-scripts", "scripts"),
-            data=backup.scripts("bootstrap-postgres.sh", "backup.sh", "restore.sh", "upload.sh"),
-            opts=self.child_opts(),
-        )
+        scripts = self.scripts_config_map("bootstrap-postgres.sh", "backup.sh", "restore.sh", "upload.sh")
         self.scripts_name = scripts.metadata.name
         prerequisites: list[pulumi.Resource] = [scripts, *self.secrets.values()]
 
@@ -181,8 +176,7 @@ class Postgres(DataComponent):
             "PGCONNECT_TIMEOUT": "10",
             **{f"PG{key.upper()}": value for key, value in self._tls_options().items()},
         }
-        volume = secret_volume("admin", admin.name, {admin.username_key: "username", admin.password_key: "password"})
-        return env, volume, {"name": "admin", "mount_path": ADMIN_DIR, "read_only": True}
+        return env, *self.admin_files(admin)
 
     # --- the in-cluster server -----------------------------------------------------------------------
 

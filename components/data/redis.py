@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.data import acl, backup, config_files
 from components.data.common import (
+    ADMIN_DIR,
     METRICS_PORT_NAME,
     DataArgs,
     DataComponent,
@@ -35,7 +36,6 @@ DATA_DIR = "/data"
 CONFIG_DIR = "/etc/redis"
 #: The ACL file and the probe's password (a Secret: the ACL file holds password digests).
 USERS_DIR = "/run/codai/redis"
-ADMIN_DIR = "/run/codai/admin"
 BOOTSTRAP_DIR = "/run/codai/bootstrap"
 
 
@@ -152,29 +152,23 @@ class Redis(DataComponent):
                                         *self.secret_env_skips(pod)])
 
     def _external_bootstrap(self, external: ExternalRedis, commands: pulumi.Output[str]) -> k8s.batch.v1.Job:
-        scripts = k8s.core.v1.ConfigMap(
-            f"{self.name}-scripts",
-            metadata=self.meta(f"{self.name}-scripts", "scripts"),
-            data=backup.scripts("bootstrap-redis.sh"),
-            opts=self.child_opts(),
-        )
+        scripts = self.scripts_config_map("bootstrap-redis.sh")
         commands_secret = self.secret("bootstrap-secret", f"{self.name}-bootstrap", "bootstrap",
                                       {"commands": commands})
-        admin = external.admin_secret
+        admin_volume, admin_mount = self.admin_files(external.admin_secret)
         job = container(
             "bootstrap", self.redis.image, JOB_RESOURCES,
             command=backup.command("bootstrap-redis.sh", f"{BOOTSTRAP_DIR}/commands"),
             env={"REDIS_HOST": external.host, "REDIS_PORT": str(external.port), "REDIS_TLS": str(external.tls).lower(),
                  "REDIS_USER_FILE": f"{ADMIN_DIR}/username", "REDIS_PASSWORD_FILE": f"{ADMIN_DIR}/password"},
             mounts=[{"name": "scripts", "mount_path": backup.MOUNT_PATH, "read_only": True},
-                    {"name": "commands", "mount_path": BOOTSTRAP_DIR, "read_only": True},
-                    {"name": "admin", "mount_path": ADMIN_DIR, "read_only": True}],
+                    {"name": "commands", "mount_path": BOOTSTRAP_DIR, "read_only": True}, admin_mount],
         )
         pod = Pod(containers=[job], volumes=[
             config_volume("scripts", scripts.metadata.name),
             secret_volume("commands", commands_secret.metadata.name, {"commands": "commands"}),
-            secret_volume("admin", admin.name, {admin.username_key: "username", admin.password_key: "password"}),
+            admin_volume,
         ])
-        return self.bootstrap_job(pod, [commands, self.redis.image, external.host, admin.name],
+        return self.bootstrap_job(pod, [commands, self.redis.image, external.host, external.admin_secret.name],
                                   depends_on=[scripts, commands_secret, *self.secrets.values()],
                                   images=[self.redis.image])
