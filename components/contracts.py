@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import pulumi
 from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 
 from services.model import Dependency
@@ -18,11 +20,15 @@ class DependencyBinding:
     whose keys become environment variables of the service (``DATABASE_URL``,
     ``REDIS_URL``...). ``egress`` are NetworkPolicy egress rules (Pulumi dict form,
     snake_case keys) the service's own policy must allow to reach the dependency.
+    ``ready`` are what the service's Deployments wait for on ``pulumi up``: its Secret, the
+    server, and the bootstrap that creates its login, so new pods never start against a
+    role or ACL user that does not exist yet.
     """
 
     dependency: Dependency
     secret_name: str
     egress: list[NetworkPolicyEgressRuleArgsDict] = field(default_factory=list)
+    ready: Sequence[pulumi.Resource] = ()
 
 
 class DependencyProvider(Protocol):

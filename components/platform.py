@@ -1,17 +1,21 @@
-"""The whole Codai platform of one stack: foundation, shared dependencies, tiers of services."""
+"""The whole Codai platform of one stack: foundation, shared dependencies, tiers of services, alerting."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding, DependencyProvider
+from components.data import Postgres, PostgresArgs, Redis, RedisArgs
 from components.foundation import Foundation, FoundationArgs
+from components.monitoring import Observability, ObservabilityArgs
 from components.service import CodaiService, Peer, ServiceArgs
 from components.tier import TIER_COMPONENTS, TierArgs, TierComponent
 from services.catalog import Catalog
+from services.model import Dependency
 from services.tiers import Tier
 from settings.loader import PlatformSettings
 from settings.resolve import ResolvedService
@@ -32,7 +36,14 @@ class CodaiPlatform(PlatformComponent):
         self.catalog = args.catalog
         self.foundation = Foundation(name, FoundationArgs(args.platform), self.child_opts())
         namespace = [self.foundation.namespace]
-        self.providers: list[DependencyProvider] = []
+        settings = args.platform.settings
+        environment = settings.environment
+        # The data tier comes first: every service that uses it is handed a Secret and an egress rule.
+        self.postgres = Postgres("postgres", PostgresArgs(settings=settings.postgres, **self._data_args(
+            Dependency.POSTGRES)), self.child_opts(), depends_on=namespace)
+        self.redis = Redis("redis", RedisArgs(settings=settings.redis, **self._data_args(Dependency.REDIS)),
+                           self.child_opts(), depends_on=namespace)
+        self.providers: list[DependencyProvider] = [self.postgres, self.redis]
         self.tiers: dict[Tier, TierComponent] = {
             tier: component(
                 tier.value,
@@ -42,6 +53,10 @@ class CodaiPlatform(PlatformComponent):
             )
             for tier, component in TIER_COMPONENTS.items()
         }
+        self.observability = Observability(
+            name, ObservabilityArgs(namespace=environment.namespace, platform=args.platform), self.child_opts(),
+            depends_on=namespace,
+        )
         self.register_outputs({"namespace": self.foundation.namespace.metadata.name, "urls": self.urls})
 
     @property
@@ -51,6 +66,12 @@ class CodaiPlatform(PlatformComponent):
     @property
     def urls(self) -> dict[str, str]:
         return {name: service.url for name, service in sorted(self.services.items()) if service.url}
+
+    def _data_args(self, dependency: Dependency) -> dict[str, Any]:
+        """What PostgresArgs and RedisArgs share (DataArgs): each server runs at the core tier's priority."""
+        return {"namespace": self.platform.settings.environment.namespace, "platform": self.platform,
+                "clients": self.catalog.using(dependency),
+                "priority_class_name": self.foundation.priority_classes[Tier.CORE]}
 
     def _service_args(self, plan: ResolvedService) -> ServiceArgs:
         settings = self.platform.settings

@@ -76,10 +76,11 @@ IMAGE_PINNED_BY_TAG = ScannerException(
 #: The services read their credentials from environment variables (twelve-factor).
 SECRETS_AS_ENVIRONMENT = ScannerException(
     "CKV_K8S_35",
-    "The service reads credentials from its environment; each Secret is made for this service only, "
-    "its pods carry no API token and the namespace enforces restricted Pod Security",
+    "The container reads credentials from its environment, as the service (or exporter) expects; each Secret "
+    "is made for this workload only, its pods carry no API token and the namespace enforces restricted Pod "
+    "Security",
     _WORKLOADS,
-    "workloads that take a Secret through `envFrom`",
+    "workloads that take a Secret through `envFrom` or `secretKeyRef` (services, the Redis exporter)",
 )
 
 #: Every checkov exception the platform may carry: the table docs/security.md is checked against.

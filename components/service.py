@@ -224,7 +224,8 @@ class CodaiService(PlatformComponent):
             metadata=self._meta(f"{self.args.plan.name}{suffix}", skips=skips),
             spec=self._deployment_spec(workload, service_account, config_map, config_data, secret_names),
             # The HPA owns the replica count once the Deployment exists.
-            opts=self.child_opts(ignore_changes=["spec.replicas"]),
+            opts=self.child_opts(ignore_changes=["spec.replicas"],
+                                 depends_on=[r for binding in self.args.bindings for r in binding.ready]),
         )
 
     def _deployment_spec(

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from services.catalog import CATALOG, Catalog
 from services.tiers import Tier
+from settings.data import Footprint, footprint
 from settings.environment import ResolvedQuota
 from settings.quantities import Cpu, Memory
 from settings.resolve import Problem, ResolvedService, resolve_services
@@ -50,6 +51,12 @@ class PlatformSettings:
     def service(self, name: str) -> ResolvedService:
         return next(service for service in self.services if service.name == name)
 
+    @property
+    def data_tier(self) -> Footprint:
+        """What the in-cluster PostgreSQL and Redis (servers, exporters, volumes) take from the quota."""
+        settings = self.settings
+        return footprint(settings.postgres, settings.redis, settings.environment.sizing)
+
     def requested_at_max_scale(self) -> tuple[Cpu, Memory, Memory]:
         """CPU and memory requests, and memory limits, with every service at its HPA ceiling (plus canaries)."""
         pods = {s.name: s.replicas_max + s.fixed_replicas for s in self.services}
@@ -57,6 +64,9 @@ class PlatformSettings:
         memory = sum(s.memory_request.bytes * pods[s.name] for s in self.services)
         memory_limits = sum(s.memory_limit.bytes * pods[s.name] for s in self.services)
         return Cpu(cpu), Memory(memory), Memory(memory_limits)
+
+    def pods_at_max_scale(self) -> int:
+        return sum(s.replicas_max + s.fixed_replicas for s in self.services)
 
 
 def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATALOG) -> PlatformSettings:
@@ -89,31 +99,44 @@ def _cross_key_problems(settings: StackSettings) -> list[Problem]:
     if settings.monitoring.namespace == settings.environment.namespace:
         problems.append(("monitoring.namespace", "must differ from environment.namespace: Prometheus scrapes "
                          "the platform from its own namespace"))
+    profile = settings.environment.sizing
+    problems += settings.postgres.problems(profile) + settings.redis.problems(profile)
     return problems
 
 
+#: Pods of Jobs that may run beside everything else: the PostgreSQL and Redis bootstraps and a backup.
+JOB_PODS = 3
+
+
 def _capacity_problems(platform: PlatformSettings) -> list[Problem]:
-    """A quota that cannot hold every service at its HPA ceiling would silently cap autoscaling."""
+    """A quota that cannot hold every service at its HPA ceiling, plus the data tier, would silently cap
+    autoscaling or leave a database volume pending."""
     cpu, memory, memory_limits = platform.requested_at_max_scale()
+    data = platform.data_tier
     quota = platform.quota
-    checks: list[tuple[str, Cpu | Memory, Cpu | Memory]] = [
-        ("requestsCpu", cpu, quota.requests_cpu),
-        ("requestsMemory", memory, quota.requests_memory),
-        ("limitsMemory", memory_limits, quota.limits_memory),
+    checks: list[tuple[str, Cpu | Memory | int, Cpu | Memory | int]] = [
+        ("requestsCpu", Cpu(cpu.millis + data.cpu_requests.millis), quota.requests_cpu),
+        ("requestsMemory", Memory(memory.bytes + data.memory_requests.bytes), quota.requests_memory),
+        ("limitsMemory", Memory(memory_limits.bytes + data.memory_limits.bytes), quota.limits_memory),
+        ("pods", platform.pods_at_max_scale() + data.pods + JOB_PODS, quota.pods),
+        ("requestsStorage", data.storage_requests, quota.requests_storage),
+        ("persistentVolumeClaims", data.persistent_volume_claims, quota.persistent_volume_claims),
     ]
     return [
         (
             f"environment.quota.{key}",
-            f"{limit} cannot hold every service at its replicas.max ({needed} needed); raise the quota"
-            " or lower the tier ceilings",
+            f"{limit} cannot hold every service at its replicas.max plus the data tier ({needed} needed);"
+            " raise the quota or lower the tier ceilings",
         )
         for key, needed, limit in checks
         if _amount(needed) > _amount(limit)
     ]
 
 
-def _amount(quantity: Cpu | Memory) -> int:
-    return quantity.millis if isinstance(quantity, Cpu) else quantity.bytes
+def _amount(quantity: Cpu | Memory | int) -> int:
+    if isinstance(quantity, Cpu):
+        return quantity.millis
+    return quantity.bytes if isinstance(quantity, Memory) else quantity
 
 
 def _pydantic_problems(error: ValidationError) -> list[Problem]:

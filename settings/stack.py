@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 
 from services.tiers import Tier
 from settings.base import SettingsModel
+from settings.data import PostgresSettings, RedisSettings
 from settings.environment import EnvironmentSettings
 from settings.monitoring import MonitoringSettings
 from settings.rollout import FlagValue, ImageOverride, RolloutSettings, check_flag_names
@@ -54,6 +55,8 @@ class StackSettings(SettingsModel):
         default_factory=dict, description="Per-service overrides, keyed by catalog name."
     )
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
 
 #: Top-level config keys, as written in stack files (``codai-platform:<key>``).

@@ -70,9 +70,12 @@ def test_canary_runs_beside_stable_with_weighted_ingress(canary):
 
 def test_adding_a_canary_changes_no_existing_resource(canary):
     added, removed, changed = changes(stack_run(canary.stack), canary)
-    assert not removed and not changed
+    assert not removed
     assert kind_and_name(canary, added) == {("Deployment", "bancai-canary"), ("Service", "bancai-canary"),
                                             ("Ingress", "bancai-canary")}
+    # Only the tier's alert rules change, to watch the canary's rollout as well; no pod restarts.
+    assert kind_and_name(canary, changed) == {("PrometheusRule", "codai-alerts-business")}
+    assert "bancai-canary" in str(canary.get("PrometheusRule", "codai-alerts-business")["spec"])
 
 
 def test_promoting_a_canary_changes_only_the_stable_image(canary):
@@ -81,7 +84,8 @@ def test_promoting_a_canary_changes_only_the_stable_image(canary):
     assert not added
     assert kind_and_name(canary, removed) == {("Deployment", "bancai-canary"), ("Service", "bancai-canary"),
                                               ("Ingress", "bancai-canary")}
-    assert kind_and_name(promoted, changed) == {("Deployment", "bancai")}
+    assert kind_and_name(promoted, changed) == {("Deployment", "bancai"), ("PrometheusRule", "codai-alerts-business")}
+    assert "bancai-canary" not in str(promoted.get("PrometheusRule", "codai-alerts-business")["spec"])
     assert image(promoted, "bancai").endswith(f":{CANARY_TAG}")
 
 

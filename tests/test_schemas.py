@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, SHARED, STACKS, require_path, stack_run
 from tools.crd_schemas import CrdFolderMissingError, CrdSchemas, close_schema, load_crd_schemas, validate_objects
-from tools.validate import StackReport, kubernetes_versions, main, validate_run
+from tools.validate import StackReport, kubernetes_versions, made_elsewhere, main, validate_run
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,8 @@ def crds() -> CrdSchemas:
 @pytest.fixture(scope="session", params=STACKS)
 def report(request: pytest.FixtureRequest, crds: CrdSchemas) -> StackReport:
     """Each stack validated once per session, against the versions its own settings name."""
-    return validate_run(stack_run(request.param), kubernetes_versions(request.param), crds)
+    return validate_run(stack_run(request.param), kubernetes_versions(request.param), crds,
+                        made_elsewhere(request.param))
 
 
 def test_every_object_of_every_stack_is_valid(report: StackReport, crds: CrdSchemas):

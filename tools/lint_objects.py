@@ -18,7 +18,7 @@ components added later are checked without changes here:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -288,8 +288,12 @@ def _pod_references(pod: Pod) -> list[tuple[str, str, str]]:
     return wanted
 
 
-def lint(objects: Sequence[Object]) -> list[str]:
-    """Every reference between ``objects`` that points at nothing (see the module docstring)."""
+def lint(objects: Sequence[Object], made_elsewhere: Collection[str] = ()) -> list[str]:
+    """Every reference between ``objects`` that points at nothing (see the module docstring).
+
+    ``made_elsewhere`` are Secrets the stack file names and someone else creates (the admin
+    credentials of a managed database, object-store keys): a pod may reference them.
+    """
     rendered = Rendered(objects)
     errors: list[str] = []
     for obj in objects:
@@ -299,7 +303,8 @@ def lint(objects: Sequence[Object]) -> list[str]:
     for pod in rendered.pods:
         made = rendered.made_by_cert_manager(pod.namespace)
         for how, kind, name in _pod_references(pod):
-            if rendered.has(kind, pod.namespace, name) or (kind == "Secret" and name in made):
+            if rendered.has(kind, pod.namespace, name) or (kind == "Secret" and (name in made
+                                                                                  or name in made_elsewhere)):
                 continue
             errors.append(f"{pod.owner}: {f'{how} ' if how else ''}{kind} {name} is not rendered")
     return errors

@@ -3,8 +3,10 @@
     python -m tools.render [STACK ...] [--out dist]
 
 Runs the real program under Pulumi's mocks (tools/offline.py), writes one file per object
-to ``dist/<stack>/<kind>/<name>.yaml`` (secret values redacted, output deterministic) and
-prints a summary per stack: services by tier, objects by kind, requests against the quota.
+to ``dist/<stack>/<kind>/<name>.yaml`` (secret values redacted, output deterministic), the
+``alertmanager.yml`` its AlertmanagerConfig amounts to (tools/alertmanager_config.py), and
+prints a summary per stack: services by tier, the data tier, objects by kind, requests
+against the quota.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 from services.tiers import Tier
 from settings.loader import PlatformSettings, SettingsError, load_settings
 from settings.quantities import Cpu, Memory
+from tools.alertmanager_config import dump_yaml, write_alertmanager_config
 from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config
 
 
@@ -46,8 +49,9 @@ def write_stack(run: StackRun, out: Path) -> list[Path]:
         if path.exists():
             raise SystemExit(f"{run.stack}: two {obj['kind']} objects named {obj['metadata']['name']!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(_ordered(obj), sort_keys=False, default_flow_style=False))
+        path.write_text(dump_yaml(_ordered(obj)))
         written.append(path)
+    written.append(write_alertmanager_config(run, out))
     return written
 
 
@@ -79,18 +83,38 @@ def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
             sizes = sorted({f"{s.replicas_min}-{s.replicas_max}" for s in services})
             lines.append(f"   {tier.value:<9} {len(services):>2} services, replicas {', '.join(sizes)}: "
                          + ", ".join(s.name for s in services))
+    lines.append(_data_tier(platform))
     kinds = Counter(obj["kind"] for obj in objects)
     lines.append("   objects: " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
-    cpu_min = Cpu(sum(s.cpu_request.millis * s.replicas_min for s in platform.services))
-    mem_min = Memory(sum(s.memory_request.bytes * s.replicas_min for s in platform.services))
-    cpu_max, mem_max, limits_max = platform.requested_at_max_scale()
+    data = platform.data_tier
+    cpu_min = Cpu(sum(s.cpu_request.millis * s.replicas_min for s in platform.services) + data.cpu_requests.millis)
+    mem_min = Memory(sum(s.memory_request.bytes * s.replicas_min for s in platform.services)
+                     + data.memory_requests.bytes)
+    cpu, memory, limits = platform.requested_at_max_scale()
+    cpu_max = Cpu(cpu.millis + data.cpu_requests.millis)
+    mem_max = Memory(memory.bytes + data.memory_requests.bytes)
+    limits_max = Memory(limits.bytes + data.memory_limits.bytes)
     quota = platform.quota
     lines.append(f"   requests.cpu     {cpu_min!s:>7} at min replicas, {cpu_max!s:>7} at max / quota "
                  f"{quota.requests_cpu}")
     lines.append(f"   requests.memory  {mem_min!s:>7} at min replicas, {mem_max!s:>7} at max / quota "
                  f"{quota.requests_memory}")
     lines.append(f"   limits.memory    {'':>7}                 {limits_max!s:>7} at max / quota {quota.limits_memory}")
+    lines.append(f"   requests.storage {data.storage_requests!s:>7} in {data.persistent_volume_claims} volume claims"
+                 f" / quota {quota.requests_storage}, {quota.persistent_volume_claims} claims")
     return "\n".join(lines)
+
+
+def _data_tier(platform: PlatformSettings) -> str:
+    settings = platform.settings
+    parts = []
+    for key, server in (("postgres", settings.postgres), ("redis", settings.redis)):
+        external = server.external
+        parts.append(f"{key} {external.host}:{external.port} (external)" if external
+                     else f"{key} in-cluster, {server.sizing(settings.environment.sizing).storage} volume")
+    backup = settings.postgres.backup
+    parts.append(f"backups {backup.target}, keep {backup.keep}" if backup.enabled else "backups off")
+    return "   data      " + ", ".join(parts)
 
 
 def render_stack(stack: str, out: Path) -> tuple[int, str]:

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from settings.loader import load_settings
+from settings.loader import PlatformSettings, load_settings
 from tools.crd_schemas import (
     DEFAULT_CRDS,
     CrdFolderMissingError,
@@ -80,30 +80,42 @@ class StackReport:
                 f"{len(self.lint_errors)} lint error(s)")
 
 
-def validate_run(run: StackRun, versions: Sequence[str], crds: CrdSchemas) -> StackReport:
-    """Schemas, lint and connectivity of one stack run."""
+def validate_run(run: StackRun, versions: Sequence[str], crds: CrdSchemas,
+                 made_elsewhere: Collection[str] = ()) -> StackReport:
+    """Schemas, lint and connectivity of one stack run; ``made_elsewhere``: Secrets the stack names but
+    does not make (see :func:`tools.lint_objects.lint`)."""
     objects = run.kubernetes_objects()
     schemas = validate_objects(objects, versions, crds)
     calls = connectivity_report(objects, declared_calls())
     return StackReport(
         stack=run.stack, versions=list(versions), objects=len(objects), builtin=schemas.builtin,
-        custom=schemas.custom, schema_errors=schemas.errors, lint_errors=lint(objects) + calls.errors,
+        custom=schemas.custom, schema_errors=schemas.errors, lint_errors=lint(objects, made_elsewhere) + calls.errors,
         calls_checked=len(calls.checked), calls_outside=len(calls.outside),
     )
 
 
-def kubernetes_versions(stack: str) -> list[str]:
-    """The oldest and newest Kubernetes versions the stack supports, from its settings."""
+def stack_settings(stack: str) -> PlatformSettings:
     config, _ = stack_config(stack)
     prefix = f"{PROJECT}:"
     values = {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
-    kubernetes = load_settings(stack, values).settings.environment.kubernetes
+    return load_settings(stack, values)
+
+
+def kubernetes_versions(stack: str) -> list[str]:
+    """The oldest and newest Kubernetes versions the stack supports, from its settings."""
+    kubernetes = stack_settings(stack).settings.environment.kubernetes
     return list(dict.fromkeys([kubernetes.min_version, kubernetes.max_version]))
+
+
+def made_elsewhere(stack: str) -> set[str]:
+    """Secrets the stack file names that must exist before ``pulumi up`` (docs/data.md)."""
+    settings = stack_settings(stack).settings
+    return settings.postgres.referenced_secrets() | settings.redis.referenced_secrets()
 
 
 def validate_stack(stack: str, crds: CrdSchemas | None = None) -> StackReport:
     crds = crds if crds is not None else load_crd_schemas(DEFAULT_CRDS)
-    return validate_run(run_stack(stack), kubernetes_versions(stack), crds)
+    return validate_run(run_stack(stack), kubernetes_versions(stack), crds, made_elsewhere(stack))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

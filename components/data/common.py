@@ -228,6 +228,9 @@ class DataComponent(PlatformComponent):
         #: Every Secret made so far: the server's pod mounts some of them by name.
         self.made_secrets: list[k8s.core.v1.Secret] = []
         self.service_account: k8s.core.v1.ServiceAccount | None = None
+        #: The in-cluster server, and the Job that creates the clients' logins (set by each subclass).
+        self.statefulset: k8s.apps.v1.StatefulSet | None = None
+        self.bootstrap: k8s.batch.v1.Job | None = None
 
     # --- names, labels, metadata ------------------------------------------------------------
 
@@ -304,7 +307,8 @@ class DataComponent(PlatformComponent):
     def binding_for(self, service: str) -> DependencyBinding:
         if service not in self.secrets:
             raise KeyError(f"{service!r} does not declare {self.dependency.value}")
-        return DependencyBinding(self.dependency, self.client_secret_name(service), self.client_egress())
+        ready = [self.secrets[service], *(r for r in (self.statefulset, self.bootstrap) if r is not None)]
+        return DependencyBinding(self.dependency, self.client_secret_name(service), self.client_egress(), ready)
 
     def client_egress(self) -> list[NetworkPolicyEgressRuleArgsDict]:
         """What a client's NetworkPolicy must allow: the server pods, or the external server's ranges."""

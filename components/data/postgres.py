@@ -79,7 +79,6 @@ class Postgres(DataComponent):
         super().__init__("codai:data:Postgres", name, args, settings=args.settings, opts=opts,
                          depends_on=depends_on)
         self.pg = args.settings
-        self.statefulset: k8s.apps.v1.StatefulSet | None = None
         self.databases = {spec.name: sql.identifier(spec.name) for spec in self.clients}
 
         passwords = self.client_secrets(self._client_data)

@@ -62,8 +62,6 @@ class Redis(DataComponent):
         super().__init__("codai:data:Redis", name, args, settings=args.settings, opts=opts,
                          depends_on=depends_on)
         self.redis = args.settings
-        self.statefulset: k8s.apps.v1.StatefulSet | None = None
-        self.bootstrap: k8s.batch.v1.Job | None = None
 
         passwords: dict[str, pulumi.Input[str]] = {**self.client_secrets(self._client_data)}
         users = [acl.service_user(spec.name) for spec in self.clients]

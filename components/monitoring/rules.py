@@ -354,8 +354,15 @@ def data_scope(platform: PlatformSettings, namespace: str) -> Scope:
 
 
 def used_dependencies(platform: PlatformSettings) -> list[Dependency]:
-    """Shared dependencies at least one service uses: only those are watched."""
-    return [d for d in Dependency if any(s.spec.uses_dependency(d) for s in platform.services)]
+    """Shared dependencies that at least one service uses and that run in the cluster: only those are watched.
+
+    Their exporter runs beside the server; a managed (``external``) server has none here, so
+    ``absent(pg_up)`` would page forever. The provider's own monitoring watches it (docs/monitoring.md).
+    """
+    settings = platform.settings
+    in_cluster = {Dependency.POSTGRES: settings.postgres.in_cluster, Dependency.REDIS: settings.redis.in_cluster}
+    return [d for d in Dependency
+            if in_cluster[d] and any(s.spec.uses_dependency(d) for s in platform.services)]
 
 
 def _tier_rules(rules: _Rules, tier: Tier) -> list[AlertingRule]:
