@@ -59,7 +59,8 @@ VIEWER_RULES: list[PolicyRuleArgsDict] = [
     {"api_groups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch"]},
     {"api_groups": ["networking.k8s.io"], "resources": ["networkpolicies", "ingresses"],
      "verbs": ["get", "list", "watch"]},
-    {"api_groups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules"],
+    {"api_groups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules",
+                                                             "alertmanagerconfigs"],
      "verbs": ["get", "list", "watch"]},
 ]
 

@@ -60,3 +60,28 @@ def test_a_priority_class_per_tier_ordered_by_importance(any_stack):
     values = {tier: any_stack.get("PriorityClass", f"{namespace}-{tier.value}")["value"] for tier in Tier}
     assert values[Tier.CORE] > values[Tier.BUSINESS] > values[Tier.SUPPORT]
     assert values == {tier: policy.priority for tier, policy in TIER_POLICIES.items()}
+
+
+#: Objects outside the deployer Role on purpose (docs/security.md): RBAC itself, and the quota and
+#: limits that bound the deployer, are changed with an administrator's credentials.
+ADMINISTERED = {"Namespace", "PriorityClass", "Role", "RoleBinding", "ResourceQuota", "LimitRange"}
+
+
+def test_the_deployer_manages_and_viewers_read_every_other_kind_the_stack_renders(any_stack):
+    roles = {r["metadata"]["name"]: r["rules"] for r in any_stack.of_kind("Role")}
+
+    def allowed(role: str, api_version: str, plural: str) -> set[str]:
+        group = api_version.rpartition("/")[0]
+        return {verb for rule in roles[role] if group in rule["apiGroups"] and plural in rule["resources"]
+                for verb in rule["verbs"]}
+
+    rendered = {(o["apiVersion"], o["kind"]) for o in any_stack.kubernetes_objects()}
+    assert {kind for _, kind in rendered} >= {"StatefulSet", "CronJob", "PrometheusRule", "AlertmanagerConfig"}
+    for api_version, kind in sorted(rendered):
+        if kind in ADMINISTERED:
+            continue
+        plural = kind.lower() + ("es" if kind.endswith(("s", "ss")) else "s")
+        plural = {"NetworkPolicy": "networkpolicies"}.get(kind, plural)
+        assert allowed("codai-deployer", api_version, plural) >= {"get", "create", "patch", "delete"}, kind
+        if kind != "Secret":
+            assert allowed("codai-viewer", api_version, plural) >= {"get", "list", "watch"}, kind
