@@ -8,11 +8,13 @@ config, and returns every resource with its inputs, parent and options.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import runpy
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,8 +189,27 @@ def run_stack(
         outputs = getattr(root_stack, "outputs", {})
         pulumi.Output.from_input(outputs).apply(exports.update)
 
-    _sync_await(run_pulumi_func(main))
+    with _cyclic_collection_paused():
+        _sync_await(run_pulumi_func(main))
     return StackRun(stack=stack, resources=monitor.registered, outputs=exports)
+
+
+@contextmanager
+def _cyclic_collection_paused() -> Iterator[None]:
+    """Python's cycle collector off while a program runs, back on (and catching up) afterwards.
+
+    A run allocates hundreds of thousands of small objects that live until it ends (every
+    resource's inputs, outputs and futures); the collector re-traversed them over and over and
+    took half of a render's time, growing faster than the number of resources. Reference
+    counting still frees what is not in a cycle; cycles wait for the collector after the run.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _plain(value: Any, redact: bool, secret: bool = False) -> Any:
