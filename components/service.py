@@ -48,6 +48,16 @@ METRICS_PORT_NAME = "metrics"
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
 
 
+
+def deployment_name(service: str, track: str) -> str:
+    """The Deployment of a track: the stable track has the service's name, others a suffix (``-canary``)."""
+    return service if track == "stable" else f"{service}-{track}"
+
+
+def tls_secret_name(service: str) -> str:
+    """The Secret cert-manager fills with a public service's certificate."""
+    return f"{service}-tls"
+
 @dataclass(frozen=True)
 class Peer:
     """Another service this one talks to (or is called by), as NetworkPolicies need it."""
@@ -215,7 +225,7 @@ class CodaiService(PlatformComponent):
     ) -> k8s.apps.v1.Deployment:
         # The stable track keeps the plain names, so a service that never used canary or
         # colours has the same URN and object name it always had.
-        suffix = "" if workload.track == "stable" else f"-{workload.track}"
+        suffix = deployment_name("", workload.track)
         skips = [IMAGE_PINNED_BY_TAG] if "@" not in workload.image else []
         if secret_names:
             skips.append(SECRETS_AS_ENVIRONMENT)
@@ -420,7 +430,7 @@ class CodaiService(PlatformComponent):
     def _ingress(self, name: str, service: k8s.core.v1.Service) -> None:
         args = self.args
         spec = self._ingress_spec(service)
-        spec["tls"] = [{"hosts": [args.host], "secret_name": f"{args.plan.name}-tls"}]
+        spec["tls"] = [{"hosts": [args.host], "secret_name": tls_secret_name(args.plan.name)}]
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
             metadata=self._meta(args.plan.name, annotations={

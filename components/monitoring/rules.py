@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import TypedDict
 
 from components.labels import DATA_TIER
+from components.service import deployment_name, tls_secret_name
 from services.model import Dependency
 from services.tiers import TIER_POLICIES, Severity, Tier
 from settings.loader import PlatformSettings
@@ -40,9 +41,8 @@ from settings.resolve import ResolvedService
 RATE_WINDOW = "5m"
 #: The quantile the latency objectives are written for.
 LATENCY_QUANTILE = 0.95
-#: cert-manager's ingress-shim names an Ingress's Certificate after its TLS Secret,
-#: ``<service>-tls`` (components/service.py).
-TLS_SECRET_SUFFIX = "-tls"
+#: cert-manager's ingress-shim names an Ingress's Certificate after its TLS Secret (``<service>-tls``).
+TLS_SECRET_SUFFIX = tls_secret_name("")
 SECONDS_PER_DAY = 86400
 
 
@@ -333,8 +333,7 @@ class _Rules:
 
 
 def _deployments(service: ResolvedService) -> list[str]:
-    """Deployment names of a service: the stable track has the plain name (components/service.py)."""
-    return [service.name if w.track == "stable" else f"{service.name}-{w.track}" for w in service.workloads]
+    return [deployment_name(service.name, w.track) for w in service.workloads]
 
 
 def tier_scope(platform: PlatformSettings, namespace: str, tier: Tier) -> Scope:
@@ -344,7 +343,7 @@ def tier_scope(platform: PlatformSettings, namespace: str, tier: Tier) -> Scope:
         namespace=namespace,
         services=tuple(s.name for s in services),
         deployments=tuple(name for s in services for name in _deployments(s)),
-        certificates=tuple(f"{s.name}{TLS_SECRET_SUFFIX}" for s in services if s.spec.public),
+        certificates=tuple(tls_secret_name(s.name) for s in services if s.spec.public),
     )
 
 
