@@ -128,6 +128,18 @@ def test_native_config_is_what_the_operator_generates(stack):
     assert f'namespace="{namespace}"' in inhibit["target_matchers"]
 
 
+def test_native_config_does_not_depend_on_the_key_order_it_is_handed(stack):
+    namespace, spec = stack
+
+    def reversed_keys(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: reversed_keys(value[key]) for key in reversed(list(value))}
+        return [reversed_keys(item) for item in value] if isinstance(value, list) else value
+
+    assert dump_yaml(native_config(reversed_keys(spec), namespace, NAME)) == \
+        dump_yaml(native_config(spec, namespace, NAME))
+
+
 def test_native_config_refuses_what_it_cannot_convert():
     spec = alertmanager_config_spec(AlertmanagerSettings())
     spec["receivers"].append({"name": "mail", "emailConfigs": [{"to": "ops@codai.dev"}]})

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +13,7 @@ import yaml
 
 from settings import CONFIG_KEYS, SettingsError
 from tools import offline, render
-from tools.offline import PROJECT, run_stack, stack_config
+from tools.offline import PROJECT, ROOT, run_stack, stack_config
 
 
 def test_errors_abort_before_the_first_resource(monkeypatch):
@@ -68,12 +71,17 @@ def test_stack_files_hold_known_keys_and_no_plain_secrets():
                 assert isinstance(value, dict) and set(value) == {"secure"}, f"{path.name}: {where} is not encrypted"
 
 
+def rendered_files(folder: Path) -> dict[Path, str]:
+    return {p.relative_to(folder): p.read_text() for p in folder.rglob("*") if p.is_file()}
+
+
 def test_render_is_deterministic_and_redacts_secrets(tmp_path, capsys):
     assert render.main(["staging", "--out", str(tmp_path / "a")]) == 0
-    assert render.main(["staging", "--out", str(tmp_path / "b")]) == 0
-    first = {p.relative_to(tmp_path / "a"): p.read_text() for p in (tmp_path / "a").rglob("*.yaml")}
-    second = {p.relative_to(tmp_path / "b"): p.read_text() for p in (tmp_path / "b").rglob("*.yaml")}
-    assert first == second and len(first) > 200
+    # Another process with another string-hash seed: set and map orders differ, the files must not.
+    subprocess.run([sys.executable, "-m", "tools.render", "staging", "--out", str(tmp_path / "b")], cwd=ROOT,
+                   env={**os.environ, "PYTHONHASHSEED": "12345"}, check=True, capture_output=True)
+    first, second = rendered_files(tmp_path / "a"), rendered_files(tmp_path / "b")
+    assert first == second and len(first) > 300 and Path("staging/alertmanager.yml") in first
     secret = yaml.safe_load(first[Path("staging/secret/logai-app-secrets.yaml")])
     assert set(secret["stringData"].values()) == {"<redacted>"}
     out = capsys.readouterr().out

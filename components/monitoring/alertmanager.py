@@ -137,7 +137,8 @@ def _native_route(route: Spec, prefix: str) -> Spec:
     unknown = set(route) - {*_ROUTE_FIELDS, "matchers", "routes"}
     if unknown:
         raise ValueError(f"native_config does not convert route fields {sorted(unknown)}")
-    native: Spec = {_ROUTE_FIELDS[key]: value for key, value in route.items() if key in _ROUTE_FIELDS}
+    # In the fields' own order, not the input's: a rendered spec's key order is not stable across runs.
+    native: Spec = {field: route[key] for key, field in _ROUTE_FIELDS.items() if key in route}
     if "receiver" in native:
         native["receiver"] = prefix + native["receiver"]
     if "matchers" in route:
