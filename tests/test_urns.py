@@ -153,3 +153,20 @@ def test_an_unguarded_stateful_resource_is_found(stack):
         expected += ["kubernetes:apps/v1:StatefulSet::db: protect is not set in production",
                      "kubernetes:core/v1:PersistentVolumeClaim::db: protect is not set in production"]
     assert [p.split("::", 2)[2] for p in problems] == expected
+
+
+def test_urns_carry_the_whole_parent_type_chain_as_the_engine_makes_them(staging):
+    statefulset = staging.resource("StatefulSet", "postgres")
+    assert statefulset.urn == ("urn:pulumi:staging::codai-platform::codai:platform:Platform$codai:data:Postgres"
+                               "$kubernetes:apps/v1:StatefulSet::postgres-statefulset")
+    deployment = staging.resource("Deployment", "wallet")
+    assert deployment.urn.split("::")[2] == ("codai:platform:Platform$codai:platform:BusinessTier"
+                                             "$codai:platform:Service$kubernetes:apps/v1:Deployment")
+    # Each URN extends its parent's; the root stack is left out, as the engine does.
+    by_urn = {r.urn: r for r in staging.resources}
+    for resource in staging.resources:
+        qualified_type = resource.urn.split("::")[2]
+        if resource.parent in by_urn:
+            assert qualified_type == f"{by_urn[resource.parent].urn.split('::')[2]}${resource.type}"
+        else:
+            assert qualified_type == resource.type and "pulumi:pulumi:Stack" not in resource.urn

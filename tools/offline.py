@@ -29,6 +29,7 @@ from pulumi.runtime.sync_await import _sync_await
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "codai-platform"
 REDACTED = "<redacted>"
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
 
 @dataclass
@@ -122,9 +123,21 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self.recorder = mocks
         self.registered: list[Registered] = []
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """The URN the engine gives: the parent's whole qualified type chain, without the root stack.
+
+        The stock mock keeps only the parent's own type, so moving a component under another
+        grandparent, which renames (and replaces) everything below it, would go unseen.
+        """
+        if parent:
+            qualified_type = parent.split("::")[2]
+            if qualified_type != ROOT_STACK_TYPE:
+                type_ = f"{qualified_type}${type_}"
+        return f"urn:pulumi:{pulumi.get_stack()}::{pulumi.get_project()}::{type_}::{name}"
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
         response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-        if request.type != "pulumi:pulumi:Stack":
+        if request.type != ROOT_STACK_TYPE:
             self.registered.append(
                 Registered(
                     urn=response.urn,
