@@ -220,6 +220,11 @@ class ServerSettings(SettingsModel):
     def in_cluster(self) -> bool:
         return self.mode == "inCluster"
 
+    @property
+    def external_server(self) -> ExternalServer | None:
+        """The managed server, when the mode is external (each subclass types its own ``external``)."""
+        return None if self.in_cluster else getattr(self, "external", None)
+
     def sizing(self, profile: SizingProfile) -> ServerSizing:
         """The profile's row with this stack's overrides applied."""
         row = self.sizing_table[profile]
@@ -238,8 +243,8 @@ class ServerSettings(SettingsModel):
 
     def referenced_secrets(self) -> set[str]:
         """Secrets the stack names that this program does not make (they must exist beforehand)."""
-        external: ExternalServer | None = getattr(self, "external", None)
-        return {external.admin_secret.name} if external and not self.in_cluster else set()
+        external = self.external_server
+        return {external.admin_secret.name} if external else set()
 
     def _check_mode(self, external: ExternalServer | None) -> None:
         if self.mode == "external" and external is None:

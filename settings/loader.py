@@ -57,16 +57,29 @@ class PlatformSettings:
         settings = self.settings
         return footprint(settings.postgres, settings.redis, settings.environment.sizing)
 
-    def requested_at_max_scale(self) -> tuple[Cpu, Memory, Memory]:
-        """CPU and memory requests, and memory limits, with every service at its HPA ceiling (plus canaries)."""
-        pods = {s.name: s.replicas_max + s.fixed_replicas for s in self.services}
-        cpu = sum(s.cpu_request.millis * pods[s.name] for s in self.services)
-        memory = sum(s.memory_request.bytes * pods[s.name] for s in self.services)
-        memory_limits = sum(s.memory_limit.bytes * pods[s.name] for s in self.services)
-        return Cpu(cpu), Memory(memory), Memory(memory_limits)
+    def demand(self, *, at_max: bool = True) -> Demand:
+        """Requests, memory limits and pods of every service at its HPA ceiling (plus canaries and idle
+        colours), or at its floor, plus the data tier."""
+        data = self.data_tier
+        pods = {s.name: (s.replicas_max if at_max else s.replicas_min) + s.fixed_replicas for s in self.services}
+        return Demand(
+            cpu=Cpu(data.cpu_requests.millis + sum(s.cpu_request.millis * pods[s.name] for s in self.services)),
+            memory=Memory(data.memory_requests.bytes
+                          + sum(s.memory_request.bytes * pods[s.name] for s in self.services)),
+            memory_limits=Memory(data.memory_limits.bytes
+                                 + sum(s.memory_limit.bytes * pods[s.name] for s in self.services)),
+            pods=data.pods + sum(pods.values()),
+        )
 
-    def pods_at_max_scale(self) -> int:
-        return sum(s.replicas_max + s.fixed_replicas for s in self.services)
+
+@dataclass(frozen=True)
+class Demand:
+    """What a stack asks of its namespace quota at one scale."""
+
+    cpu: Cpu
+    memory: Memory
+    memory_limits: Memory
+    pods: int
 
 
 def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATALOG) -> PlatformSettings:
@@ -111,14 +124,12 @@ JOB_PODS = 3
 def _capacity_problems(platform: PlatformSettings) -> list[Problem]:
     """A quota that cannot hold every service at its HPA ceiling, plus the data tier, would silently cap
     autoscaling or leave a database volume pending."""
-    cpu, memory, memory_limits = platform.requested_at_max_scale()
-    data = platform.data_tier
-    quota = platform.quota
+    demand, data, quota = platform.demand(), platform.data_tier, platform.quota
     checks: list[tuple[str, Cpu | Memory | int, Cpu | Memory | int]] = [
-        ("requestsCpu", Cpu(cpu.millis + data.cpu_requests.millis), quota.requests_cpu),
-        ("requestsMemory", Memory(memory.bytes + data.memory_requests.bytes), quota.requests_memory),
-        ("limitsMemory", Memory(memory_limits.bytes + data.memory_limits.bytes), quota.limits_memory),
-        ("pods", platform.pods_at_max_scale() + data.pods + JOB_PODS, quota.pods),
+        ("requestsCpu", demand.cpu, quota.requests_cpu),
+        ("requestsMemory", demand.memory, quota.requests_memory),
+        ("limitsMemory", demand.memory_limits, quota.limits_memory),
+        ("pods", demand.pods + JOB_PODS, quota.pods),
         ("requestsStorage", data.storage_requests, quota.requests_storage),
         ("persistentVolumeClaims", data.persistent_volume_claims, quota.persistent_volume_claims),
     ]

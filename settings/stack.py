@@ -6,9 +6,10 @@ import re
 
 from pydantic import Field, field_validator
 
+from services.model import Dependency
 from services.tiers import Tier
 from settings.base import SettingsModel
-from settings.data import PostgresSettings, RedisSettings
+from settings.data import PostgresSettings, RedisSettings, ServerSettings
 from settings.environment import EnvironmentSettings
 from settings.monitoring import MonitoringSettings
 from settings.rollout import FlagValue, ImageOverride, RolloutSettings, check_flag_names
@@ -57,6 +58,11 @@ class StackSettings(SettingsModel):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+
+    @property
+    def data_servers(self) -> dict[Dependency, ServerSettings]:
+        """The settings of each shared dependency's server."""
+        return {Dependency.POSTGRES: self.postgres, Dependency.REDIS: self.redis}
 
 
 #: Top-level config keys, as written in stack files (``codai-platform:<key>``).

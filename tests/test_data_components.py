@@ -22,7 +22,7 @@ from settings.data import PostgresSettings, RedisSettings, footprint
 from settings.loader import load_settings
 from settings.quantities import Cpu, Memory
 from tests.conftest import SHARED, require_path
-from tools.offline import StackRun, run_stack, stack_config
+from tools.offline import StackRun, run_stack, stack_values
 from tools.validate import lint, load_crd_schemas
 
 PROGRAM = '''
@@ -76,11 +76,6 @@ EXTERNAL_REDIS = {
 }
 PG_CLIENTS = sorted(spec.name for spec in CATALOG.using(Dependency.POSTGRES))
 REDIS_CLIENTS = sorted(spec.name for spec in CATALOG.using(Dependency.REDIS))
-
-
-def stack_values(stack: str) -> dict[str, Any]:
-    config, _ = stack_config(stack)
-    return {key.split(":", 1)[1]: json.loads(value) for key, value in config.items()}
 
 
 @cache
@@ -501,10 +496,9 @@ def test_the_data_tier_fits_the_quota_beside_every_service_at_its_ceiling(stack_
                        for name in ("postgres", "redis")
                        for c in run.get("StatefulSet", name)["spec"]["template"]["spec"]["containers"])
     assert rendered_cpu == data.cpu_requests.millis
-    cpu, memory, memory_limits = platform.requested_at_max_scale()
-    quota = platform.quota
-    assert cpu.millis + data.cpu_requests.millis <= quota.requests_cpu.millis
-    assert memory.bytes + data.memory_requests.bytes <= quota.requests_memory.bytes
-    assert memory_limits.bytes + data.memory_limits.bytes <= quota.limits_memory.bytes
+    assert platform.data_tier == data  # the stack files leave the data tier at its defaults
+    demand, quota = platform.demand(), platform.quota
+    assert demand.cpu.millis <= quota.requests_cpu.millis and demand.memory.bytes <= quota.requests_memory.bytes
+    assert demand.memory_limits.bytes <= quota.limits_memory.bytes and demand.pods <= quota.pods
     assert data.storage_requests.bytes <= quota.requests_storage.bytes
     assert data.persistent_volume_claims <= quota.persistent_volume_claims

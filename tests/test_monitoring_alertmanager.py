@@ -29,7 +29,8 @@ from components.monitoring.alertmanager import (
 from services.tiers import Severity
 from settings.monitoring import AlertmanagerSettings
 from tests.conftest import SHARED, STACKS, require_path, require_tool
-from tools.alertmanager_config import dump_yaml, stack_settings
+from tools.alertmanager_config import dump_yaml
+from tools.offline import stack_settings
 from tools.validate import load_crd_schemas
 
 NAME = alertmanager_config_name("codai")

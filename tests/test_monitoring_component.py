@@ -18,8 +18,8 @@ from components.monitoring.alertmanager import alertmanager_config_spec
 from components.monitoring.rules import rule_groups
 from settings.loader import PlatformSettings
 from tests.conftest import SHARED, require_path, require_tool
-from tools.alertmanager_config import stack_settings, stack_values, write_alertmanager_config
-from tools.offline import StackRun, run_stack
+from tools.alertmanager_config import write_alertmanager_config
+from tools.offline import StackRun, run_stack, stack_settings, stack_values
 from tools.validate import load_crd_schemas
 
 STACK = "staging"

@@ -13,7 +13,8 @@ from components.monitoring.dashboards import GRID_WIDTH, MAX_UID, dashboard_json
 from services.tiers import Tier
 from settings.loader import PlatformSettings
 from tests.conftest import require_tool
-from tools.alertmanager_config import dump_yaml, stack_settings
+from tools.alertmanager_config import dump_yaml
+from tools.offline import stack_settings
 
 STACK = "staging"
 

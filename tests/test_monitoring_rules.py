@@ -24,7 +24,8 @@ from components.monitoring.rules import AlertingRule, AlertName, RuleGroup, rule
 from services.tiers import TIER_POLICIES, Severity, Tier
 from settings.loader import PlatformSettings, load_settings
 from tests.conftest import STACKS, require_tool, run_with
-from tools.alertmanager_config import dump_yaml, stack_values
+from tools.alertmanager_config import dump_yaml
+from tools.offline import stack_values
 
 STACK = "staging"
 #: Staging plus a canary (codai) and blue-green colours (wallet): Deployments named after tracks.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from components.monitoring.rules import AlertName, rule_groups
 from tests.conftest import ROOT, STACKS
-from tools.alertmanager_config import stack_settings
+from tools.offline import stack_settings
 
 RUNBOOKS = ROOT / "docs" / "runbooks"
 INDEX = RUNBOOKS / "README.md"

@@ -14,10 +14,9 @@ from services.model import Dependency
 from settings.loader import SettingsError, load_settings
 from tests.conftest import SHARED, STACKS, require_path
 from tests.test_data_components import EXTERNAL_POSTGRES, EXTERNAL_REDIS
-from tools.alertmanager_config import stack_values
 from tools.crd_schemas import load_crd_schemas, validate_objects
 from tools.lint_objects import connectivity_report, declared_calls, lint
-from tools.offline import PROJECT, StackRun, run_stack, stack_config
+from tools.offline import PROJECT, StackRun, run_stack, stack_config, stack_values
 from tools.validate import kubernetes_versions, made_elsewhere
 
 USES = {d: {spec.name for spec in CATALOG.using(d)} for d in Dependency}
@@ -149,3 +148,19 @@ def test_the_same_quota_holds_the_data_tier_when_the_servers_are_managed():
 def test_a_bad_data_setting_names_its_key(changes, key):
     found = problems("production", **changes)
     assert len(found) == 1 and found[0][0].startswith(key), found
+
+
+def test_the_demand_counts_a_canary_and_the_data_tier_at_both_scales():
+    plain = load_settings("production", stack_values("production"))
+    canary = load_settings("production", with_values("production", services={"bancai": {"rollout": {
+        "strategy": "canary", "canary": {"image": {"tag": "2024.12.2"}}}}}))
+    bancai = canary.service("bancai")
+    for at_max in (True, False):
+        before, after = plain.demand(at_max=at_max), canary.demand(at_max=at_max)
+        assert after.pods == before.pods + 1
+        assert after.cpu.millis == before.cpu.millis + bancai.cpu_request.millis
+    floor = plain.demand(at_max=False)
+    data = plain.data_tier
+    assert floor.pods == data.pods + sum(s.replicas_min for s in plain.services)
+    assert floor.cpu.millis == data.cpu_requests.millis + sum(s.cpu_request.millis * s.replicas_min
+                                                              for s in plain.services)

@@ -20,8 +20,7 @@ import yaml
 
 from components.monitoring import ALERTMANAGER_CONFIG
 from components.monitoring.alertmanager import native_config
-from settings.loader import PROJECT, PlatformSettings, load_settings
-from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config
+from tools.offline import ROOT, StackRun, discover_stacks, run_stack
 
 
 class _Dumper(yaml.SafeDumper):
@@ -37,18 +36,6 @@ _Dumper.add_representer(str, _string)
 
 def dump_yaml(data: Any) -> str:
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
-
-
-def stack_values(stack: str, root: Path = ROOT) -> dict[str, Any]:
-    """A stack file's ``codai-platform:*`` config as plain data (what load_settings takes)."""
-    config, _ = stack_config(stack, root)
-    prefix = f"{PROJECT}:"
-    return {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
-
-
-def stack_settings(stack: str, root: Path = ROOT) -> PlatformSettings:
-    """A stack file's validated settings, without running the program."""
-    return load_settings(stack, stack_values(stack, root))
 
 
 def native_configs(run: StackRun) -> dict[str, dict[str, Any]]:

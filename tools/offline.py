@@ -26,6 +26,8 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from settings.loader import PlatformSettings, load_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "codai-platform"
 REDACTED = "<redacted>"
@@ -179,6 +181,18 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[st
         else:
             config[full_key] = value if isinstance(value, str) else json.dumps(value)
     return config, secret_keys
+
+
+def stack_values(stack: str, root: Path = ROOT) -> dict[str, Any]:
+    """A stack file's ``codai-platform:*`` config as plain data (what load_settings takes)."""
+    config, _ = stack_config(stack, root)
+    prefix = f"{PROJECT}:"
+    return {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
+
+
+def stack_settings(stack: str, root: Path = ROOT) -> PlatformSettings:
+    """A stack file's validated settings, without running the program."""
+    return load_settings(stack, stack_values(stack, root))
 
 
 def run_stack(

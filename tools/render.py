@@ -23,13 +23,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from services.tiers import Tier
-from settings.loader import PlatformSettings, SettingsError, load_settings
-from settings.quantities import Cpu, Memory
+from settings.loader import PlatformSettings, SettingsError
 from tools.alertmanager_config import dump_yaml, write_alertmanager_config
-from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config
+from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config, stack_settings
 
 
 def object_path(obj: dict[str, Any]) -> Path:
@@ -86,20 +83,14 @@ def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
     lines.append(_data_tier(platform))
     kinds = Counter(obj["kind"] for obj in objects)
     lines.append("   objects: " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
-    data = platform.data_tier
-    cpu_min = Cpu(sum(s.cpu_request.millis * s.replicas_min for s in platform.services) + data.cpu_requests.millis)
-    mem_min = Memory(sum(s.memory_request.bytes * s.replicas_min for s in platform.services)
-                     + data.memory_requests.bytes)
-    cpu, memory, limits = platform.requested_at_max_scale()
-    cpu_max = Cpu(cpu.millis + data.cpu_requests.millis)
-    mem_max = Memory(memory.bytes + data.memory_requests.bytes)
-    limits_max = Memory(limits.bytes + data.memory_limits.bytes)
+    low, high, data = platform.demand(at_max=False), platform.demand(), platform.data_tier
     quota = platform.quota
-    lines.append(f"   requests.cpu     {cpu_min!s:>7} at min replicas, {cpu_max!s:>7} at max / quota "
+    lines.append(f"   requests.cpu     {low.cpu!s:>7} at min replicas, {high.cpu!s:>7} at max / quota "
                  f"{quota.requests_cpu}")
-    lines.append(f"   requests.memory  {mem_min!s:>7} at min replicas, {mem_max!s:>7} at max / quota "
+    lines.append(f"   requests.memory  {low.memory!s:>7} at min replicas, {high.memory!s:>7} at max / quota "
                  f"{quota.requests_memory}")
-    lines.append(f"   limits.memory    {'':>7}                 {limits_max!s:>7} at max / quota {quota.limits_memory}")
+    lines.append(f"   limits.memory    {'':>7}                 {high.memory_limits!s:>7} at max / quota "
+                 f"{quota.limits_memory}")
     lines.append(f"   requests.storage {data.storage_requests!s:>7} in {data.persistent_volume_claims} volume claims"
                  f" / quota {quota.requests_storage}, {quota.persistent_volume_claims} claims")
     return "\n".join(lines)
@@ -108,10 +99,10 @@ def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
 def _data_tier(platform: PlatformSettings) -> str:
     settings = platform.settings
     parts = []
-    for key, server in (("postgres", settings.postgres), ("redis", settings.redis)):
-        external = server.external
-        parts.append(f"{key} {external.host}:{external.port} (external)" if external
-                     else f"{key} in-cluster, {server.sizing(settings.environment.sizing).storage} volume")
+    for dependency, server in settings.data_servers.items():
+        external = server.external_server
+        parts.append(f"{dependency} {external.host}:{external.port} (external)" if external
+                     else f"{dependency} in-cluster, {server.sizing(settings.environment.sizing).storage} volume")
     backup = settings.postgres.backup
     parts.append(f"backups {backup.target}, keep {backup.keep}" if backup.enabled else "backups off")
     return "   data      " + ", ".join(parts)
@@ -126,7 +117,7 @@ def render_stack(stack: str, out: Path) -> tuple[int, str]:
     except SettingsError as error:
         return 1, str(error)
     written = write_stack(run, out)
-    platform = load_settings(stack, _decoded(config))
+    platform = stack_settings(stack)
     return 0, f"{summary(run, platform, time.perf_counter() - began)}\n   wrote {len(written)} files to {out / stack}"
 
 
@@ -153,11 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"rendered {len(stacks)} stack(s) in {time.perf_counter() - started:.2f}s")
     return 0
-
-
-def _decoded(config: dict[str, str]) -> dict[str, Any]:
-    prefix = "codai-platform:"
-    return {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
 
 
 if __name__ == "__main__":

@@ -21,9 +21,6 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from settings.loader import PlatformSettings, load_settings
 from tools.crd_schemas import (
     DEFAULT_CRDS,
     CrdFolderMissingError,
@@ -34,7 +31,7 @@ from tools.crd_schemas import (
     validate_objects,
 )
 from tools.lint_objects import Call, connectivity, connectivity_report, declared_calls, lint, rules_allow
-from tools.offline import PROJECT, StackRun, discover_stacks, run_stack, stack_config
+from tools.offline import StackRun, discover_stacks, run_stack, stack_settings
 
 # What other modules and tests import from here.
 __all__ = [
@@ -94,13 +91,6 @@ def validate_run(run: StackRun, versions: Sequence[str], crds: CrdSchemas,
     )
 
 
-def stack_settings(stack: str) -> PlatformSettings:
-    config, _ = stack_config(stack)
-    prefix = f"{PROJECT}:"
-    values = {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
-    return load_settings(stack, values)
-
-
 def kubernetes_versions(stack: str) -> list[str]:
     """The oldest and newest Kubernetes versions the stack supports, from its settings."""
     kubernetes = stack_settings(stack).settings.environment.kubernetes
@@ -109,8 +99,8 @@ def kubernetes_versions(stack: str) -> list[str]:
 
 def made_elsewhere(stack: str) -> set[str]:
     """Secrets the stack file names that must exist before ``pulumi up`` (docs/data.md)."""
-    settings = stack_settings(stack).settings
-    return settings.postgres.referenced_secrets() | settings.redis.referenced_secrets()
+    servers = stack_settings(stack).settings.data_servers.values()
+    return set().union(*(server.referenced_secrets() for server in servers))
 
 
 def validate_stack(stack: str, crds: CrdSchemas | None = None) -> StackReport:

@@ -246,7 +246,7 @@ class DataComponent(PlatformComponent):
 
     @property
     def external(self) -> ExternalServer | None:
-        return None if self.settings.in_cluster else getattr(self.settings, "external", None)
+        return self.settings.external_server
 
     def labels(self, component: str) -> dict[str, str]:
         return labels(self.name, component, DATA_TIER)

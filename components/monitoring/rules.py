@@ -358,10 +358,8 @@ def used_dependencies(platform: PlatformSettings) -> list[Dependency]:
     Their exporter runs beside the server; a managed (``external``) server has none here, so
     ``absent(pg_up)`` would page forever. The provider's own monitoring watches it (docs/monitoring.md).
     """
-    settings = platform.settings
-    in_cluster = {Dependency.POSTGRES: settings.postgres.in_cluster, Dependency.REDIS: settings.redis.in_cluster}
-    return [d for d in Dependency
-            if in_cluster[d] and any(s.spec.uses_dependency(d) for s in platform.services)]
+    return [d for d, server in platform.settings.data_servers.items()
+            if server.in_cluster and any(s.spec.uses_dependency(d) for s in platform.services)]
 
 
 def _tier_rules(rules: _Rules, tier: Tier) -> list[AlertingRule]:
