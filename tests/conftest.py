@@ -13,7 +13,6 @@ import pytest
 from tools.offline import PROJECT, StackRun, discover_stacks, run_stack, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
 STACKS = discover_stacks()
 
 
@@ -27,16 +26,6 @@ def require_tool(name: str, *extra_dirs: str) -> str:
     if found:
         return found
     message = f"{name} is not installed (run `make test`, which installs it with apt-get)"
-    if in_ci():
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def require_path(path: Path, what: str) -> Path:
-    """A file the tests need from outside the repository (../shared); same CI rule as tools."""
-    if path.exists():
-        return path
-    message = f"{what} not found at {path}"
     if in_ci():
         pytest.fail(message)
     pytest.skip(message)

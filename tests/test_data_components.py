@@ -21,7 +21,7 @@ from services.model import Dependency
 from settings.data import PostgresSettings, RedisSettings, footprint
 from settings.loader import load_settings
 from settings.quantities import Cpu, Memory
-from tests.conftest import SHARED, require_path
+
 from tools.offline import StackRun, run_stack, stack_values
 from tools.validate import lint, load_crd_schemas
 
@@ -168,7 +168,7 @@ def test_every_object_is_named_namespaced_and_labelled_as_data(any_run, stack):
 
 @pytest.mark.parametrize("version", ["1.30", "1.34"])
 def test_objects_are_valid_for_kubernetes_and_the_operator_crds(any_run, version):
-    crds = load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))
+    crds = load_crd_schemas()
     for obj in objects(any_run):
         key = (obj["apiVersion"], obj["kind"])
         if key in crds:

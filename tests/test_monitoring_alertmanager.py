@@ -28,7 +28,7 @@ from components.monitoring.alertmanager import (
 )
 from services.tiers import Severity
 from settings.monitoring import AlertmanagerSettings
-from tests.conftest import SHARED, STACKS, require_path, require_tool
+from tests.conftest import STACKS, require_tool
 from tools.alertmanager_config import dump_yaml
 from tools.offline import stack_settings
 from tools.validate import load_crd_schemas
@@ -96,7 +96,7 @@ def test_receiver_credentials_are_secret_references_from_settings():
 
 @pytest.fixture(scope="module")
 def crd_schema() -> dict[str, Any]:
-    return load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))[ALERTMANAGER_CONFIG]
+    return load_crd_schemas()[ALERTMANAGER_CONFIG]
 
 
 def test_the_spec_is_valid_for_the_crd_with_unknown_fields_rejected(stack, crd_schema):

@@ -17,7 +17,7 @@ from components.monitoring import ALERTMANAGER_CONFIG, PROMETHEUS_RULE, TYPE_TOK
 from components.monitoring.alertmanager import alertmanager_config_spec
 from components.monitoring.rules import rule_groups
 from settings.loader import PlatformSettings
-from tests.conftest import SHARED, require_path, require_tool
+from tests.conftest import require_tool
 from tools.alertmanager_config import write_alertmanager_config
 from tools.offline import StackRun, run_stack, stack_settings, stack_values
 from tools.validate import load_crd_schemas
@@ -95,7 +95,7 @@ def test_custom_resources_carry_what_the_builders_return(objects, platform):
 
 
 def test_custom_resources_are_valid_for_their_crds(objects):
-    schemas = load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))
+    schemas = load_crd_schemas()
     custom = [obj for obj in objects if (obj["apiVersion"], obj["kind"]) in (PROMETHEUS_RULE, ALERTMANAGER_CONFIG)]
     assert len(custom) == 5
     for obj in custom:
@@ -116,7 +116,7 @@ def test_dashboard_config_maps_are_valid_kubernetes(objects, version):
 
 
 def test_the_crd_check_rejects_a_misspelt_rule_field(objects):
-    schemas = load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))
+    schemas = load_crd_schemas()
     rule = json.loads(json.dumps(next(obj for obj in objects if obj["kind"] == "PrometheusRule")))
     rule["spec"]["groups"][0]["rules"][0]["fore"] = rule["spec"]["groups"][0]["rules"][0].pop("for")
     errors = [error.message for error in jsonschema.Draft7Validator(schemas[PROMETHEUS_RULE]).iter_errors(rule)]

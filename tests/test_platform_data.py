@@ -12,7 +12,7 @@ import pytest
 from services.catalog import CATALOG
 from services.model import Dependency
 from settings.loader import SettingsError, load_settings
-from tests.conftest import SHARED, STACKS, require_path
+from tests.conftest import STACKS
 from tests.test_data_components import EXTERNAL_POSTGRES, EXTERNAL_REDIS
 from tools.crd_schemas import load_crd_schemas, validate_objects
 from tools.lint_objects import connectivity_report, declared_calls, lint
@@ -89,7 +89,7 @@ def test_managed_servers_change_only_the_data_tier_and_the_egress(stack):
     assert report.errors == []
     assert {c.dependency for c in report.outside} == {"postgres", "redis"}
     schemas = validate_objects(objects, kubernetes_versions(stack),
-                               load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs")))
+                               load_crd_schemas())
     assert schemas.errors == [] and schemas.builtin > 250
     # The admin credentials are the stack owner's to create; the lint knows and says so otherwise.
     assert lint(objects, {"pg-admin", "redis-admin", "backup-s3"}) == []

@@ -7,7 +7,7 @@ import functools
 import pytest
 
 from settings import SettingsError
-from tests.conftest import SHARED, require_path, run_with, stack_run
+from tests.conftest import run_with, stack_run
 from tools.offline import StackRun
 from tools.validate import connectivity, declared_calls, lint, load_crd_schemas, schema_errors
 
@@ -160,7 +160,7 @@ def test_canaries_count_against_the_quota():
 
 @pytest.mark.parametrize("stack", ["staging", "production"])
 def test_every_strategy_and_flags_validate_in_both_stacks(stack):
-    crds = load_crd_schemas(require_path(SHARED / "crds", "upstream CRDs"))
+    crds = load_crd_schemas()
     run = run_with(stack, {
         "bancai": {"rollout": {"strategy": "canary", "canary": {"image": {"tag": CANARY_TAG}}}},
         "wallet": {"rollout": {"strategy": "blueGreen", "blueGreen": {"active": "green", "green": {"tag": "2"}}}},

@@ -3,7 +3,7 @@
 - Built-in kinds: ``kubernetes-validate`` with its strict schemas (unknown fields are errors),
   once per Kubernetes version asked for.
 - Custom resources: the ``openAPIV3Schema`` of the served version in the upstream CRD
-  manifests (``../shared/crds``), closed with :func:`close_schema` so that an unknown field is
+  manifests vendored under ``vendor/crds/`` (tools/cluster/vendor-crds.sh), closed with :func:`close_schema` so that an unknown field is
   an error there too (a CRD schema allows unknown fields; strict field validation does not).
 
 Only the tests and ``tools/validate.py`` read the CRD folder; the program never does.
@@ -25,7 +25,7 @@ import yaml
 
 from tools.offline import ROOT
 
-DEFAULT_CRDS = ROOT.parent / "shared" / "crds"
+DEFAULT_CRDS = ROOT / "vendor" / "crds"
 
 Object = dict[str, Any]
 #: ``(apiVersion, kind)`` -> the closed JSON schema of that served CRD version.
@@ -47,7 +47,7 @@ class _CrdLoader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
     """A safe loader (libyaml when present: the CRDs are 1.7 MB) that reads a bare ``=`` as a string.
 
     The AlertmanagerConfig CRD has ``=`` as an enum value; YAML resolves it to the ``value``
-    tag, which ``safe_load`` cannot construct (see ../shared/crds/README.md).
+    tag, which ``safe_load`` cannot construct.
     """
 
 
@@ -69,11 +69,11 @@ def load_crd_schemas(folder: Path = DEFAULT_CRDS) -> CrdSchemas:
 def _load_crd_schemas(folder: Path) -> CrdSchemas:
     if not folder.is_dir():
         raise CrdFolderMissingError(
-            f"CRD folder {folder} not found: the upstream CustomResourceDefinitions are expected in "
-            "../shared/crds beside the repository (or pass --crds DIR)"
+            f"CRD folder {folder} not found: the upstream CustomResourceDefinitions are vendored in "
+            "vendor/crds (tools/cluster/vendor-crds.sh), or pass --crds DIR"
         )
     schemas: CrdSchemas = {}
-    for path in sorted(folder.glob("*.yaml")):
+    for path in sorted(folder.rglob("*.yaml")):
         for crd in yaml.load_all(path.read_text(), Loader=_CrdLoader):
             if not isinstance(crd, dict) or crd.get("kind") != "CustomResourceDefinition":
                 continue
@@ -160,7 +160,7 @@ def validate_objects(objects: Iterable[Object], versions: Sequence[str], crds: C
                 kubernetes_validate.validate(obj, version, strict=True)
             except kubernetes_validate.SchemaNotFoundError:
                 report.errors.append(f"{_where(obj)}: no schema for {key[0]} {key[1]} in Kubernetes {version} "
-                                     "nor among the CRDs (a CRD missing from ../shared/crds, or a wrong apiVersion)")
+                                     "nor among the CRDs (a CRD missing from vendor/crds, or a wrong apiVersion)")
             except kubernetes_validate.ValidationError as error:
                 report.errors.append(f"{_where(obj)} (Kubernetes {version}): {_path(error.path)}: {error.message}")
     return report

@@ -1,6 +1,6 @@
 """Validate what every stack renders, offline, with tools others wrote, plus our own cross-object lint.
 
-    python -m tools.validate [STACK ...] [--crds ../shared/crds]
+    python -m tools.validate [STACK ...] [--crds vendor/crds]
 
 - Built-in kinds: ``kubernetes-validate`` in strict mode (unknown fields are errors) against the
   oldest and the newest Kubernetes version the stack supports (``environment.kubernetes``).
@@ -10,7 +10,7 @@
   call the catalog declares (tools/lint_objects.py).
 
 Exit status 0 when every stack is clean, 1 on any error, 2 when the CRD folder is missing.
-The CRD folder lives outside the repository (``../shared/crds``); the program never reads it.
+The CRDs are vendored in ``vendor/crds/`` (tools/cluster/vendor-crds.sh); the program never reads them.
 """
 
 from __future__ import annotations

@@ -1,0 +1,378 @@
+"""The project's embedded cluster: a Kubernetes control plane on 127.0.0.1, with fake nodes.
+
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, each a process of
+ours started here and stopped by its PID; the certificates made with openssl; everything in
+one state folder that :meth:`LocalCluster.stop` removes. The API server runs what a real one
+would for these stacks: RBAC, the admission plugins PodSecurity, LimitRanger, ResourceQuota
+and Priority, the CRDs of prometheus-operator and cert-manager. kwok plays the kubelets:
+pods become Running and Ready (unless their image is marked broken, see ``stages/``), Job
+pods Succeed, claims are bound, Ingresses get an address.
+
+    python -m tools.cluster.local_cluster start | stop | status
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.cluster.toolchain import HERE, ROOT, Toolchain, require_tools
+
+#: The state folder: certificates, etcd's data, logs, PID files, the kubeconfig.
+STATE = Path(os.environ.get("CODAI_CLUSTER_DIR", Path(os.environ.get("TMPDIR", "/tmp")) / "codai-cluster"))
+CRDS = ROOT / "vendor" / "crds"
+#: Ports of our own, away from the usual ones, so a cluster here never meets another.
+PORTS = {"etcd": 16379, "etcd-peer": 16380, "apiserver": 16443,
+         "controller-manager": 16257, "scheduler": 16259, "kwok": 16280}
+SERVICE_RANGE = "10.96.0.0/16"
+POD_RANGE = "10.244.0.0/16"
+#: Nodes in three zones, two hosts each: production spreads every service over zones and hosts.
+NODES = [(f"codai-node-{zone}{host}", f"zone-{zone}") for zone in "abc" for host in (1, 2)]
+#: Started in this order, stopped in the reverse one.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+def say(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} [cluster] {message}", flush=True)
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Pki:
+    folder: Path
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+    def make(self) -> None:
+        """A CA, the API server's certificate, an admin client certificate, the SA signing key."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        ca, key = self.path("ca.crt"), self.path("ca.key")
+        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=codai-local-ca",
+                 "-keyout", key, "-out", ca)
+        sans = f"IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc,IP:{_first_ip(SERVICE_RANGE)}"
+        self._signed("apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}")
+        # system:masters: the cluster-admin the scripts, the controllers and Pulumi act as.
+        self._signed("admin", "/O=system:masters/CN=codai-local-admin", "extendedKeyUsage=clientAuth")
+        _openssl("genrsa", "-out", self.path("sa.key"), "2048")
+        _openssl("rsa", "-in", self.path("sa.key"), "-pubout", "-out", self.path("sa.pub"))
+
+    def _signed(self, name: str, subject: str, extension: str) -> None:
+        key, csr, crt = self.path(f"{name}.key"), self.path(f"{name}.csr"), self.path(f"{name}.crt")
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", key, "-out", csr)
+        _openssl("x509", "-req", "-in", csr, "-CA", self.path("ca.crt"), "-CAkey", self.path("ca.key"),
+                 "-CAcreateserial", "-days", "2", "-extfile", "/dev/stdin", "-out", crt, stdin=extension)
+
+
+def _openssl(*args: str | Path, stdin: str | None = None) -> None:
+    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, input=stdin, text=True)
+
+
+def _first_ip(cidr: str) -> str:
+    network = cidr.split("/")[0].rsplit(".", 1)[0]
+    return f"{network}.1"
+
+
+class LocalCluster:
+    def __init__(self, state: Path = STATE) -> None:
+        self.state = state
+        self.pki = Pki(state / "pki")
+        self.kubeconfig = state / "kubeconfig"
+        self.logs = state / "logs"
+        self.pids = state / "pids"
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.running():
+            say(f"already running (kubeconfig {self.kubeconfig})")
+            return
+        tools = require_tools()
+        self._check_ports_free()
+        self.stop(quiet=True)  # what a crashed run left behind
+        for folder in (self.logs, self.pids):
+            folder.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        say(f"starting in {self.state}")
+        self.pki.make()
+        self._write_kubeconfig()
+        self._spawn("etcd", self._etcd_args(tools))
+        self._wait("etcd", lambda: _port_open(PORTS["etcd"]))
+        self._spawn("kube-apiserver", self._apiserver_args(tools))
+        self._wait("kube-apiserver", lambda: self._kubectl_ok("get", "--raw", "/readyz"), timeout=120)
+        self._spawn("kube-controller-manager", self._controller_manager_args(tools))
+        self._spawn("kube-scheduler", self._scheduler_args(tools))
+        self._spawn("kwok", self._kwok_args(tools))
+        self._apply_nodes()
+        self.kubectl("apply", "-f", str(tools.kwok_storage_class))
+        self.kubectl("apply", "--server-side", "-f", str(CRDS), "--recursive")
+        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        self._wait("nodes Ready", self._nodes_ready)
+        self._wait("the controllers", lambda: self._kubectl_ok("get", "serviceaccount", "default", "-n", "default"))
+        say(f"ready in {time.monotonic() - started:.1f} s: {len(NODES)} nodes; KUBECONFIG={self.kubeconfig}")
+
+    def stop(self, quiet: bool = False) -> None:
+        """Stop every process by its PID, newest first, then remove the state folder."""
+        for name in reversed(COMPONENTS):
+            pid_file = self.pids / f"{name}.pid"
+            if not pid_file.exists():
+                continue
+            pid = int(pid_file.read_text())
+            if _stop_pid(pid) and not quiet:
+                say(f"stopped {name} (pid {pid})")
+            pid_file.unlink()
+        if self.state.exists():
+            subprocess.run(["rm", "-rf", str(self.state)], check=True)
+        if not quiet:
+            say("stopped; state removed")
+
+    def running(self) -> bool:
+        return all(_alive(self.pids / f"{name}.pid") for name in COMPONENTS)
+
+    def status(self) -> str:
+        lines = [f"{name}: {'running' if _alive(self.pids / f'{name}.pid') else 'stopped'}" for name in COMPONENTS]
+        return "\n".join(lines)
+
+    # --- kubectl --------------------------------------------------------------------------------
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        tools = require_tools()
+        result = subprocess.run([str(tools.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+                                capture_output=True, text=True, input=stdin)
+        if result.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def _kubectl_ok(self, *args: str) -> bool:
+        try:
+            self.kubectl(*args)
+        except ClusterError:
+            return False
+        return True
+
+    # --- the processes -------------------------------------------------------------------------
+
+    def _spawn(self, name: str, args: Sequence[str]) -> None:
+        log = (self.logs / f"{name}.log").open("w")
+        process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
+        (self.pids / f"{name}.pid").write_text(str(process.pid))
+        say(f"{name} started (pid {process.pid}, log {self.logs / f'{name}.log'})")
+
+    def _wait(self, what: str, ready: Callable[[], bool], timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            for name in COMPONENTS:
+                pid_file = self.pids / f"{name}.pid"
+                if pid_file.exists() and not _alive(pid_file):
+                    tail = (self.logs / f"{name}.log").read_text().splitlines()[-15:]
+                    raise ClusterError(f"{name} exited while waiting for {what}; its log ends:\n" + "\n".join(tail))
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{what} not ready after {timeout:.0f} s (logs in {self.logs})")
+            time.sleep(0.3)
+
+    def _etcd_args(self, tools: Toolchain) -> list[str]:
+        client, peer = f"http://127.0.0.1:{PORTS['etcd']}", f"http://127.0.0.1:{PORTS['etcd-peer']}"
+        return [str(tools.etcd), "--name=codai", f"--data-dir={self.state / 'etcd'}",
+                f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=codai={peer}", "--auto-compaction-retention=1",
+                # A throw-away cluster: durability is not worth an fsync per write.
+                "--unsafe-no-fsync=true"]
+
+    def _apiserver_args(self, tools: Toolchain) -> list[str]:
+        pki = self.pki.path
+        return [str(tools.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{PORTS['etcd']}",
+                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={PORTS['apiserver']}",
+                f"--tls-cert-file={pki('apiserver.crt')}", f"--tls-private-key-file={pki('apiserver.key')}",
+                f"--client-ca-file={pki('ca.crt')}",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki('sa.pub')}", f"--service-account-signing-key-file={pki('sa.key')}",
+                f"--service-cluster-ip-range={SERVICE_RANGE}",
+                "--authorization-mode=Node,RBAC",
+                # What a managed cluster runs; PodSecurity, LimitRanger, ResourceQuota and Priority
+                # are the ones these stacks lean on.
+                "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,PodSecurity,Priority,"
+                "DefaultTolerationSeconds,DefaultStorageClass,StorageObjectInUseProtection,ResourceQuota,"
+                "MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+                # Only loopback is there: no endpoint of the `kubernetes` Service to keep up to date.
+                "--endpoint-reconciler-type=none"]
+
+    def _controller_manager_args(self, tools: Toolchain) -> list[str]:
+        kubeconfig = f"{self.kubeconfig}"
+        return [str(tools.kube_controller_manager),
+                f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1", f"--secure-port={PORTS['controller-manager']}",
+                "--leader-elect=false", "--controllers=*",
+                f"--service-account-private-key-file={self.pki.path('sa.key')}",
+                f"--root-ca-file={self.pki.path('ca.crt')}", "--use-service-account-credentials=false",
+                f"--cluster-cidr={POD_RANGE}", f"--service-cluster-ip-range={SERVICE_RANGE}",
+                "--kube-api-qps=200", "--kube-api-burst=400",
+                # Quota usage and HPA status soon after a change, not after the default periods.
+                "--resource-quota-sync-period=10s", "--horizontal-pod-autoscaler-sync-period=5s"]
+
+    def _scheduler_args(self, tools: Toolchain) -> list[str]:
+        kubeconfig = f"{self.kubeconfig}"
+        return [str(tools.kube_scheduler),
+                f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1", f"--secure-port={PORTS['scheduler']}", "--leader-elect=false"]
+
+    def _kwok_args(self, tools: Toolchain) -> list[str]:
+        stages = self.state / "stages.yaml"
+        stages.write_text(kwok_stages(tools.kwok_stages))
+        return [str(tools.kwok), f"--kubeconfig={self.kubeconfig}", f"--config={stages}",
+                "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--cidr={POD_RANGE}", "--node-ip=127.0.0.1", "--node-lease-duration-seconds=40",
+                f"--server-address=127.0.0.1:{PORTS['kwok']}"]
+
+    # --- contents ------------------------------------------------------------------------------
+
+    def _write_kubeconfig(self) -> None:
+        pki = self.pki.path
+        self.kubeconfig.write_text(f"""apiVersion: v1
+kind: Config
+clusters:
+- name: codai-local
+  cluster:
+    server: https://127.0.0.1:{PORTS['apiserver']}
+    certificate-authority: {pki('ca.crt')}
+users:
+- name: codai-local-admin
+  user:
+    client-certificate: {pki('admin.crt')}
+    client-key: {pki('admin.key')}
+contexts:
+- name: codai-local
+  context: {{cluster: codai-local, user: codai-local-admin}}
+current-context: codai-local
+""")
+
+    def _apply_nodes(self) -> None:
+        documents = [f"""apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  annotations: {{kwok.x-k8s.io/node: fake}}
+  labels:
+    kubernetes.io/hostname: {name}
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    topology.kubernetes.io/zone: {zone}
+    type: kwok
+""" for name, zone in NODES]
+        self.kubectl("apply", "-f", "-", stdin="---\n".join(documents))
+
+    def _nodes_ready(self) -> bool:
+        out = self.kubectl("get", "nodes", "-o",
+                           "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}")
+        return out.split() == ["True"] * len(NODES)
+
+    def _check_ports_free(self) -> None:
+        if busy := [f"{name} ({port})" for name, port in PORTS.items() if _port_open(port)]:
+            raise ClusterError(f"ports in use: {', '.join(busy)}; is another cluster running? "
+                               f"`python -m tools.cluster.local_cluster stop` stops ours")
+
+
+def kwok_stages(upstream: Path) -> str:
+    """kwok's own Stages, then ours (an Ingress gets an address; a broken image never gets Ready).
+
+    kwok picks at random among the Stages that match, so upstream's pod-ready is kept from
+    matching the pods that ours leaves unready.
+    """
+    import yaml
+
+    ours = [doc for doc in yaml.safe_load_all((HERE / "stages.yaml").read_text()) if doc]
+    documents = []
+    for path in sorted(upstream.glob("*.yaml")):
+        stage = yaml.safe_load(path.read_text())
+        if stage["metadata"]["name"] == "pod-ready":
+            stage["spec"]["selector"]["matchExpressions"].append(BROKEN_IMAGE_EXCLUDED)
+        documents.append(stage)
+    return yaml.safe_dump_all([*documents, *ours], sort_keys=False)
+
+
+#: Pods with a container image tagged ``*-never-ready`` are left unready (stages.yaml).
+BROKEN_IMAGE_TAG_SUFFIX = "-never-ready"
+BROKEN_IMAGE_EXCLUDED = {
+    "cel": {"expression": f"!self.spec.containers.exists(c, c.image.endsWith('{BROKEN_IMAGE_TAG_SUFFIX}'))"},
+}
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _alive(pid_file: Path) -> bool:
+    if not pid_file.exists():
+        return False
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _stop_pid(pid: int, grace: float = 10) -> bool:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; True if the process was there."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # not our child: poll its existence instead
+            done = 0 if _pid_exists(pid) else pid
+        if done:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.cluster.local_cluster", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["start", "stop", "status"])
+    action = parser.parse_args(argv).action
+    cluster = LocalCluster()
+    try:
+        if action == "start":
+            cluster.start()
+        elif action == "stop":
+            cluster.stop()
+        else:
+            print(cluster.status())
+    except ClusterError as error:
+        say(f"error: {error}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
