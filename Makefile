@@ -5,9 +5,29 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
+POLICY_VENV  := policy/venv
+STACK ?= staging
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: render test validate checkov urns lint typecheck bench system-deps venv clean
+.PHONY: render test validate checkov urns lint typecheck bench system-deps venv clean tools cluster up down
+
+## Deploy a stack (STACK=staging by default) onto the local cluster through the real Pulumi engine,
+## building the tools and starting the cluster first when needed (docs/local-cluster.md).
+up: cluster $(POLICY_VENV)/.installed
+	$(PY) -m tools.cluster.deploy up $(STACK)
+	@$(PY) -m tools.cluster.report $(STACK)
+
+## Destroy every stack deployed on the local cluster, then stop the cluster and remove its state.
+down: $(VENV)/.runtime-installed
+	$(PY) -m tools.cluster.down $(if $(FORCE),--force)
+
+## Build the local cluster's tools from the Go module proxy into ~/.cache/codai-platform/tools.
+tools:
+	@tools/cluster/build.sh
+
+## Start the local cluster (etcd, API server, controllers, scheduler, kwok nodes) on 127.0.0.1.
+cluster: tools $(VENV)/.runtime-installed
+	@$(PY) -m tools.cluster.local_cluster start
 
 ## Render every stack's Kubernetes objects to dist/<stack>/ and print a summary per stack.
 render: $(VENV)/.runtime-installed
@@ -49,6 +69,11 @@ $(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-i
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+$(POLICY_VENV)/.installed: policy/requirements.txt
+	test -x $(POLICY_VENV)/bin/python || $(PYTHON) -m venv $(POLICY_VENV)
+	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
 	touch $@
 
 ## Debian packages the tests drive for real (promtool, amtool, PostgreSQL, Redis).

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.cluster.toolchain import HERE, ROOT, Toolchain, require_tools
+from tools.cluster.toolchain import CLUSTER_TOOLS, HERE, ROOT, Toolchain, require_tools
 
 #: The state folder: certificates, etcd's data, logs, PID files, the kubeconfig.
 STATE = Path(os.environ.get("CODAI_CLUSTER_DIR", Path(os.environ.get("TMPDIR", "/tmp")) / "codai-cluster"))
@@ -98,7 +98,7 @@ class LocalCluster:
         if self.running():
             say(f"already running (kubeconfig {self.kubeconfig})")
             return
-        tools = require_tools()
+        tools = require_tools(*CLUSTER_TOOLS)
         self._check_ports_free()
         self.stop(quiet=True)  # what a crashed run left behind
         for folder in (self.logs, self.pids):
@@ -147,7 +147,7 @@ class LocalCluster:
     # --- kubectl --------------------------------------------------------------------------------
 
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
-        tools = require_tools()
+        tools = require_tools("kubectl")
         result = subprocess.run([str(tools.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
                                 capture_output=True, text=True, input=stdin)
         if result.returncode != 0:

@@ -37,8 +37,10 @@ class Toolchain:
     pulumi: Path
     kubernetes_provider: Path
 
-    def missing(self) -> list[Path]:
-        return [path for path in vars(self).values() if not path.exists()]
+    def missing(self, *needed: str) -> list[Path]:
+        """The paths of ``needed`` tools (all without names) that are not built."""
+        paths = [getattr(self, name) for name in needed] if needed else list(vars(self).values())
+        return [path for path in paths if not path.exists()]
 
 
 class ToolsMissing(RuntimeError):
@@ -64,9 +66,13 @@ def toolchain() -> Toolchain:
     )
 
 
-def require_tools() -> Toolchain:
+#: What the local cluster itself runs.
+CLUSTER_TOOLS = ("etcd", "kube_apiserver", "kube_controller_manager", "kube_scheduler", "kubectl", "kwok")
+
+
+def require_tools(*needed: str) -> Toolchain:
     tools = toolchain()
-    if missing := tools.missing():
+    if missing := tools.missing(*needed):
         raise ToolsMissing(
             f"{len(missing)} tool(s) not built, e.g. {missing[0]}: run `make tools` (tools/cluster/build.sh)"
         )
