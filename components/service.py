@@ -37,6 +37,7 @@ from components.security import (
     container_security_context,
     pod_security_context,
 )
+from settings.base import duration_seconds
 from settings.environment import EnvironmentSettings
 from settings.monitoring import MonitoringSettings
 from settings.resolve import ResolvedService, Workload
@@ -233,10 +234,20 @@ class CodaiService(PlatformComponent):
             f"{name}{suffix}-deployment",
             metadata=self._meta(f"{self.args.plan.name}{suffix}", skips=skips),
             spec=self._deployment_spec(workload, service_account, config_map, config_data, secret_names),
-            # The HPA owns the replica count once the Deployment exists.
-            opts=self.child_opts(ignore_changes=["spec.replicas"],
+            # The HPA owns the replica count once the Deployment exists. Pulumi waits for the
+            # rollout a little past Kubernetes' own deadline, so the deadline is what fails it.
+            opts=self.child_opts(ignore_changes=["spec.replicas"], custom_timeouts=self.rollout_timeouts,
                                  depends_on=[r for binding in self.args.bindings for r in binding.ready]),
         )
+
+    @property
+    def rollout_deadline_seconds(self) -> int:
+        return int(duration_seconds(self.args.environment.rollout_deadline))
+
+    @property
+    def rollout_timeouts(self) -> pulumi.CustomTimeouts:
+        wait = f"{self.rollout_deadline_seconds + 60}s"
+        return pulumi.CustomTimeouts(create=wait, update=wait)
 
     def _deployment_spec(
         self,
@@ -253,7 +264,7 @@ class CodaiService(PlatformComponent):
             "replicas": workload.fixed_replicas or plan.replicas_min,
             "selector": {"match_labels": track_selector(plan.name, workload.track)},
             "min_ready_seconds": 10,
-            "progress_deadline_seconds": 600,
+            "progress_deadline_seconds": self.rollout_deadline_seconds,
             "revision_history_limit": 5,
             "strategy": {
                 "type": "RollingUpdate",

@@ -82,3 +82,36 @@ KubernetesVersion = Annotated[str, AfterValidator(_k8s_version)]
 def minor(version: str) -> int:
     """``"1.30"`` -> ``30``."""
     return int(version.split(".")[1])
+
+
+#: A Prometheus/Alertmanager duration, units in descending order ("1h30m"): the pattern the
+#: monitoring.coreos.com CRDs enforce, so a value accepted here is accepted by the API server.
+_DURATION = re.compile(r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$")
+_DURATION_SECONDS = (365 * 86400, 7 * 86400, 86400, 3600, 60, 1, 0.001)
+
+
+def duration_seconds(text: str) -> float:
+    """``"1h30m"`` -> ``5400.0``; raises ValueError for anything else."""
+    if text == "0":
+        return 0.0
+    match = _DURATION.match(text)
+    if not text or not match:
+        raise ValueError(f"{text!r} is not a duration such as '30s', '5m' or '1h30m' (units y w d h m s ms, "
+                         "largest first)")
+    return sum(int(part) * unit for part, unit in zip(match.groups(), _DURATION_SECONDS, strict=True) if part)
+
+
+def _duration(text: str) -> str:
+    duration_seconds(text)
+    return text
+
+
+def _positive_duration(text: str) -> str:
+    if duration_seconds(text) <= 0:
+        raise ValueError(f"{text!r} must be longer than zero")
+    return text
+
+
+#: A duration such as ``for`` of an alert or a rollout's deadline ("0": at once).
+Duration = Annotated[str, AfterValidator(_duration)]
+PositiveDuration = Annotated[str, AfterValidator(_positive_duration)]

@@ -6,7 +6,16 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from settings.base import DnsLabel, Hostname, ImageTag, KubernetesVersion, Registry, SettingsModel, minor
+from settings.base import (
+    DnsLabel,
+    Hostname,
+    ImageTag,
+    KubernetesVersion,
+    PositiveDuration,
+    Registry,
+    SettingsModel,
+    minor,
+)
 from settings.defaults import QUOTA, SizingProfile
 from settings.quantities import Cpu, Memory
 
@@ -97,6 +106,11 @@ class EnvironmentSettings(SettingsModel):
     )
     protect_stateful: bool = Field(
         default=True, description="Pulumi `protect` on the namespace and stateful resources."
+    )
+    rollout_deadline: PositiveDuration = Field(
+        default="5m",
+        description="A rollout that makes no progress for this long has failed: Kubernetes stops it "
+        "(`progressDeadlineSeconds`), the previous pods keep serving, and `pulumi up` fails.",
     )
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings)

@@ -21,7 +21,6 @@ from services.model import Dependency
 from settings.data import PostgresSettings, RedisSettings, footprint
 from settings.loader import load_settings
 from settings.quantities import Cpu, Memory
-
 from tools.offline import StackRun, run_stack, stack_values
 from tools.validate import lint, load_crd_schemas
 

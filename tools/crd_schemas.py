@@ -3,8 +3,9 @@
 - Built-in kinds: ``kubernetes-validate`` with its strict schemas (unknown fields are errors),
   once per Kubernetes version asked for.
 - Custom resources: the ``openAPIV3Schema`` of the served version in the upstream CRD
-  manifests vendored under ``vendor/crds/`` (tools/cluster/vendor-crds.sh), closed with :func:`close_schema` so that an unknown field is
-  an error there too (a CRD schema allows unknown fields; strict field validation does not).
+  manifests vendored under ``vendor/crds/`` (tools/cluster/vendor-crds.sh), closed with
+  :func:`close_schema` so that an unknown field is an error there too (a CRD schema allows
+  unknown fields; strict field validation does not).
 
 Only the tests and ``tools/validate.py`` read the CRD folder; the program never does.
 """

@@ -54,7 +54,8 @@ def deploy(action: str, stack: str, stack_file: Path | None = None, *extra: str)
     args = [sys.executable, "-m", "tools.cluster.deploy", action, stack, *extra]
     if stack_file is not None:
         args += ["--stack-file", str(stack_file)]
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    result = subprocess.run(args, check=False, cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines = result.stdout.strip().splitlines()
     summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
     return Outcome(result.returncode, summary, result.stdout + result.stderr)

@@ -3,6 +3,8 @@
     python -m tools.cluster.deploy preview STACK [--stack-file FILE] [--no-policy-pack]
     python -m tools.cluster.deploy up      STACK [--stack-file FILE] [--expect-no-changes]
     python -m tools.cluster.deploy destroy STACK [--stack-file FILE]
+    python -m tools.cluster.deploy unprotect STACK    (pulumi state unprotect --all: before destroying
+                                                       a stack whose settings protect it)
 
 The program is this repository's ``__main__.py``, run by the Pulumi CLI built by
 ``tools/cluster/build.sh`` with the Kubernetes provider built beside it; the stack file is
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import runpy
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +29,8 @@ from pulumi import automation as auto
 
 from tools.cluster.local_cluster import ClusterError, LocalCluster
 from tools.cluster.pulumi_env import PROJECT, PulumiEnv, pulumi_env
-from tools.cluster.toolchain import ROOT, ToolsMissing
+from tools.cluster.toolchain import ROOT, ToolsMissingError
+
 
 def run_program() -> None:
     """The program, as the Python language host would run it."""
@@ -42,7 +47,7 @@ def select_stack(env: PulumiEnv, stack: str, stack_file: Path) -> auto.Stack:
     return auto.create_or_select_stack(stack, project_name=PROJECT, program=run_program, opts=workspace)
 
 
-def operate(action: str, stack_name: str, stack_file: Path, policy: bool = True,
+def operate(action: str, stack_name: str, stack_file: Path, *, policy: bool = True,
             expect_no_changes: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Run one operation; the summary: changes by kind of step, seconds, outputs."""
     env = pulumi_env()
@@ -59,9 +64,14 @@ def operate(action: str, stack_name: str, stack_file: Path, policy: bool = True,
                           on_output=on_output, color="never")
         summary["changes"] = dict(result.summary.resource_changes or {})
         summary["outputs"] = {key: value.value for key, value in result.outputs.items() if not value.secret}
+    elif action == "unprotect":
+        # What docs/local-cluster.md tells a person to do before destroying a protected stack.
+        subprocess.run([str(env.tools.pulumi), "state", "unprotect", "--all", "--yes", "--stack", stack_name],
+                       cwd=stack.workspace.work_dir, env={**os.environ, **env.variables}, check=True,
+                       stdout=None if on_output else subprocess.DEVNULL)
     elif action == "destroy":
-        result = stack.destroy(on_output=on_output, color="never")
-        summary["changes"] = dict(result.summary.resource_changes or {})
+        destroyed = stack.destroy(on_output=on_output, color="never")
+        summary["changes"] = dict(destroyed.summary.resource_changes or {})
     else:
         raise ValueError(action)
     summary["seconds"] = round(time.monotonic() - started, 1)
@@ -71,7 +81,7 @@ def operate(action: str, stack_name: str, stack_file: Path, policy: bool = True,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.cluster.deploy", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["preview", "up", "destroy"])
+    parser.add_argument("action", choices=["preview", "up", "destroy", "unprotect"])
     parser.add_argument("stack")
     parser.add_argument("--stack-file", type=Path, help="settings of the stack (default: Pulumi.<stack>.yaml)")
     parser.add_argument("--no-policy-pack", dest="policy", action="store_false")
@@ -87,10 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         summary = operate(args.action, args.stack, stack_file.resolve(), policy=args.policy,
                           expect_no_changes=args.expect_no_changes, quiet=args.json)
-    except (ToolsMissing, ClusterError) as error:
+    except (ToolsMissingError, ClusterError) as error:
         print(error, file=sys.stderr)
         return 2
-    except auto.errors.CommandError as error:
+    except (auto.errors.CommandError, subprocess.CalledProcessError) as error:
         if args.json:
             print(str(error), file=sys.stderr)
         print(json.dumps({"action": args.action, "stack": args.stack, "failed": True}))

@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"destroying stack {stack}")
             try:
                 operate("destroy", stack, Path(stack_file), policy=False)
-            except Exception as error:  # noqa: BLE001 - reported, and the cluster is kept for a look
+            except Exception as error:
                 say(f"destroying {stack} failed: {error}")
                 failed.append(stack)
     if failed and not args.force:

@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tools.cluster.toolchain import CLUSTER_TOOLS, HERE, ROOT, Toolchain, require_tools
 
 #: The state folder: certificates, etcd's data, logs, PID files, the kubeconfig.
@@ -80,7 +82,7 @@ def _openssl(*args: str | Path, stdin: str | None = None) -> None:
 
 
 def _first_ip(cidr: str) -> str:
-    network = cidr.split("/")[0].rsplit(".", 1)[0]
+    network = cidr.split("/", maxsplit=1)[0].rsplit(".", 1)[0]
     return f"{network}.1"
 
 
@@ -149,7 +151,7 @@ class LocalCluster:
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         tools = require_tools("kubectl")
         result = subprocess.run([str(tools.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
-                                capture_output=True, text=True, input=stdin)
+                                check=False, capture_output=True, text=True, input=stdin)
         if result.returncode != 0:
             raise ClusterError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
@@ -293,8 +295,6 @@ def kwok_stages(upstream: Path) -> str:
     kwok picks at random among the Stages that match, so upstream's pod-ready is kept from
     matching the pods that ours leaves unready.
     """
-    import yaml
-
     ours = [doc for doc in yaml.safe_load_all((HERE / "stages.yaml").read_text()) if doc]
     documents = []
     for path in sorted(upstream.glob("*.yaml")):

@@ -91,8 +91,9 @@ def pulumi_env(state: Path = STATE) -> PulumiEnv:
 def _install_plugins(env: PulumiEnv) -> None:
     pinned = versions()
     random_plugin = env.bin / "pulumi-resource-random"
+    script = ROOT / "tools" / "cluster" / "random_provider.py"
     _write_executable(random_plugin, f"""#!/bin/sh
-exec {sys.executable} {ROOT / 'tools' / 'cluster' / 'random_provider.py'} --plugin-version={pinned['RANDOM_PROVIDER_PLUGIN']} "$@"
+exec {sys.executable} {script} --plugin-version={pinned['RANDOM_PROVIDER_PLUGIN']} "$@"
 """)
     wanted = [("kubernetes", pinned["KUBERNETES_PROVIDER_PLUGIN"], env.tools.kubernetes_provider),
               ("random", pinned["RANDOM_PROVIDER_PLUGIN"], random_plugin)]

@@ -43,7 +43,7 @@ class Toolchain:
         return [path for path in paths if not path.exists()]
 
 
-class ToolsMissing(RuntimeError):
+class ToolsMissingError(RuntimeError):
     """The tools are not built: ``make tools`` (or ``tools/cluster/build.sh``) builds them."""
 
 
@@ -73,7 +73,7 @@ CLUSTER_TOOLS = ("etcd", "kube_apiserver", "kube_controller_manager", "kube_sche
 def require_tools(*needed: str) -> Toolchain:
     tools = toolchain()
     if missing := tools.missing(*needed):
-        raise ToolsMissing(
+        raise ToolsMissingError(
             f"{len(missing)} tool(s) not built, e.g. {missing[0]}: run `make tools` (tools/cluster/build.sh)"
         )
     return tools
