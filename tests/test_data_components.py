@@ -213,14 +213,15 @@ def test_servers_and_exporters_have_probes():
 # --- data safety -----------------------------------------------------------------------------------------
 
 
-def test_stateful_resources_are_retained_always_and_protected_where_the_stack_says(stack):
+def test_volumes_are_retained_always_and_stateful_resources_protected_where_the_stack_says(stack):
     run = data_run(stack)
     protect = load_settings(stack, stack_values(stack)).settings.environment.protect_stateful
     assert protect is (stack == "production")
     for kind, name in (("StatefulSet", "postgres"), ("StatefulSet", "redis"), ("PersistentVolumeClaim",
                                                                                "postgres-backups")):
         resource = run.resource(kind, name)
-        assert resource.retain_on_delete is True, name
+        # The backup volume stays when the stack goes; a server goes, and its volumes stay.
+        assert resource.retain_on_delete is (kind == "PersistentVolumeClaim"), name
         assert resource.protect is protect, name
     for name in ("postgres", "redis"):
         # A new storage size or class never replaces the server: live volumes grow by claim expansion.

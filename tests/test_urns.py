@@ -141,14 +141,18 @@ def test_an_unguarded_stateful_resource_is_found(stack):
                           protect=protect, retain_on_delete=retain_on_delete)
 
     claims: dict[str, Any] = {"volumeClaimTemplates": [{"metadata": {"name": "data"}}]}
+    kept = {**claims, "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"}}
     run = StackRun(stack, [
-        registered("kubernetes:apps/v1:StatefulSet", "StatefulSet", {}),
-        registered("kubernetes:core/v1:PersistentVolumeClaim", "PersistentVolumeClaim", {}, retain_on_delete=True),
-        registered("kubernetes:apps/v1:Deployment", "Deployment", claims, retain_on_delete=True, protect=True),
+        registered("kubernetes:apps/v1:StatefulSet", "StatefulSet", claims),
+        registered("kubernetes:core/v1:PersistentVolumeClaim", "PersistentVolumeClaim", {}),
+        registered("kubernetes:core/v1:PersistentVolumeClaim", "PersistentVolumeClaim", {}, retain_on_delete=True,
+                   protect=True),
+        registered("kubernetes:apps/v1:StatefulSet", "StatefulSet", kept, protect=True),
         registered("kubernetes:apps/v1:Deployment", "Deployment", {}),  # stateless: nothing asked
     ], {})
     problems = protection_problems(run)
-    expected = ["kubernetes:apps/v1:StatefulSet::db: retain_on_delete is not set"]
+    expected = ["kubernetes:core/v1:PersistentVolumeClaim::db: retain_on_delete is not set",
+                "kubernetes:apps/v1:StatefulSet::db: its volume claims are not kept when it is deleted"]
     if stack == "production":
         expected += ["kubernetes:apps/v1:StatefulSet::db: protect is not set in production",
                      "kubernetes:core/v1:PersistentVolumeClaim::db: protect is not set in production"]

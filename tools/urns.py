@@ -148,19 +148,27 @@ def unnamed_objects(run: StackRun) -> list[str]:
 
 
 def is_stateful(resource: Registered) -> bool:
-    """Whether deleting the resource loses data: StatefulSets (resources or components), volumes, claims."""
+    """Whether the resource holds or serves data: StatefulSets (resources or components), volumes, claims."""
     kind = resource.type.rsplit(":", 1)[-1]
+    volume_kinds = ("PersistentVolumeClaim", "PersistentVolume")
+    return kind.endswith("StatefulSet") or kind in volume_kinds or _has_claims(resource)
+
+
+def _has_claims(resource: Registered) -> bool:
     spec = resource.inputs.get("spec") if resource.is_kubernetes else None
-    return (kind.endswith("StatefulSet") or kind in ("PersistentVolumeClaim", "PersistentVolume")
-            or bool(isinstance(spec, dict) and spec.get("volumeClaimTemplates")))
+    return bool(isinstance(spec, dict) and spec.get("volumeClaimTemplates"))
 
 
 def protection_problems(run: StackRun) -> list[str]:
-    """The namespace and stateful resources: ``retain_on_delete`` everywhere, ``protect`` in production."""
+    """Data outlives every delete: the namespace and volumes are retained, a StatefulSet's claims
+    kept when it goes; in production all of them are protected too."""
     production = run.stack in PROTECTED_STACKS
     guarded = [r for r in run.resources
                if is_stateful(r) or (r.is_kubernetes and r.inputs.get("kind") == "Namespace")]
-    problems = [f"{r.urn}: retain_on_delete is not set" for r in guarded if not r.retain_on_delete]
+    volumes = [r for r in guarded if r.inputs.get("kind") in ("Namespace", "PersistentVolumeClaim", "PersistentVolume")]
+    problems = [f"{r.urn}: retain_on_delete is not set" for r in volumes if not r.retain_on_delete]
+    problems += [f"{r.urn}: its volume claims are not kept when it is deleted" for r in guarded if _has_claims(r)
+                 and r.inputs["spec"].get("persistentVolumeClaimRetentionPolicy", {}).get("whenDeleted") != "Retain"]
     if production:
         problems += [f"{r.urn}: protect is not set in {run.stack}" for r in guarded if not r.protect]
     return problems

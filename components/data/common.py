@@ -400,15 +400,16 @@ class DataComponent(PlatformComponent):
             spec=spec,
             # The claim template cannot change on a live StatefulSet (a change would mean replacing it):
             # a new storageSize applies to new volumes, and a live volume grows by expanding its
-            # claim (docs/data.md).
+            # claim (docs/data.md). The server itself is not retained on delete: its volumes are
+            # (persistentVolumeClaimRetentionPolicy), so removing it stops it and keeps the data.
             opts=self.child_opts(ignore_changes=["spec.volumeClaimTemplates"], depends_on=list(self.made_secrets),
-                                 **self.stateful_options()),
+                                 protect=self.environment.protect_stateful),
         )
         self.disruption_budget()
         return statefulset
 
     def stateful_options(self) -> dict[str, Any]:
-        """Data outlives the stack: never deleted by Pulumi, and protected where the stack says so."""
+        """A volume outlives the stack: never deleted by Pulumi, and protected where the stack says so."""
         return {"protect": self.environment.protect_stateful, "retain_on_delete": True}
 
     def disruption_budget(self) -> None:
