@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.conftest import in_ci
 from tools.cluster.local_cluster import LocalCluster
@@ -64,3 +65,25 @@ def deploy(action: str, stack: str, stack_file: Path | None = None, *extra: str)
 def objects(cluster: LocalCluster, kinds: str, namespace: str) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = json.loads(cluster.kubectl("get", kinds, "-n", namespace, "-o", "json"))["items"]
     return items
+
+
+def live(cluster: LocalCluster, kind: str, name: str, namespace: str) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json"))
+    return found
+
+
+def stack_file_with(stack: str, folder: Path, name: str, changes: dict[str, Any]) -> Path:
+    """``Pulumi.<stack>.yaml`` with ``changes`` (``{"environment": {...}}``...) merged into its config."""
+    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
+    config = document.setdefault("config", {})
+    for key, value in changes.items():
+        config[f"codai-platform:{key}"] = _merged(config.get(f"codai-platform:{key}", {}), value)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def _merged(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{key: _merged(base.get(key), value) for key, value in override.items()}}
+    return override

@@ -8,15 +8,22 @@ created must be exactly what the program registers.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
-from tests.cluster.conftest import Outcome, deploy, objects
+from tests.cluster.conftest import Outcome, deploy, live, objects, stack_file_with
 from tests.conftest import stack_run
-from tools.cluster.local_cluster import LocalCluster
+from tools.cluster.local_cluster import BROKEN_IMAGE_TAG_SUFFIX, LocalCluster
+from tools.cluster.toolchain import ROOT
 from tools.offline import stack_settings
 
 pytestmark = pytest.mark.realtool
@@ -33,15 +40,23 @@ class Deployed:
     namespace: str
     preview: Outcome
     up: Outcome
+    #: Where the tests write their variants of the stack file.
+    files: Path
+    #: The stack file of the last release that deployed cleanly: what a rollback re-applies.
+    last_good: Path | None = None
+
+    def file_with(self, name: str, changes: dict[str, Any]) -> Path:
+        return stack_file_with(self.stack, self.files, name, changes)
 
 
 @pytest.fixture(scope="module", params=["staging", "production"])
-def deployed(request: pytest.FixtureRequest, cluster: LocalCluster) -> Iterator[Deployed]:
+def deployed(request: pytest.FixtureRequest, cluster: LocalCluster,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     stack = request.param
     namespace = stack_settings(stack).settings.environment.namespace
     preview = deploy("preview", stack)
     up = deploy("up", stack)
-    yield Deployed(stack, namespace, preview, up)
+    yield Deployed(stack, namespace, preview, up, tmp_path_factory.mktemp(stack))
     teardown(stack)
 
 
@@ -110,6 +125,128 @@ def test_a_second_up_changes_nothing(deployed: Deployed):
     again = deploy("up", deployed.stack, None, "--expect-no-changes")
     assert again.returncode == 0, again.output[-3000:]
     assert again.changes == {}
+
+
+# --- releases and rollouts (docs/rollouts.md) ---------------------------------------------------
+
+NEXT_RELEASE = "2024.12.2"
+
+
+def images(cluster: LocalCluster, namespace: str) -> dict[str, set[str]]:
+    """Deployment -> the images its ready pods run."""
+    by_deployment: dict[str, set[str]] = {}
+    for pod in objects(cluster, "pods", namespace):
+        owner = pod["metadata"].get("labels", {}).get("app.kubernetes.io/name")
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+        if owner and ready and pod["status"]["phase"] == "Running":
+            by_deployment.setdefault(owner, set()).update(c["image"] for c in pod["spec"]["containers"])
+    return by_deployment
+
+
+def generations(cluster: LocalCluster, namespace: str, kinds: str = "deployments,statefulsets") -> dict[str, int]:
+    return {f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["generation"]
+            for o in objects(cluster, kinds, namespace)}
+
+
+def test_a_release_bump_rolls_every_service_and_replaces_nothing(deployed: Deployed, cluster: LocalCluster):
+    before = generations(cluster, deployed.namespace, "statefulsets")
+    bump = deployed.file_with("release-bump", {"environment": {"release": NEXT_RELEASE}})
+    outcome = deploy("up", deployed.stack, bump)
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    assert set(outcome.changes) == {"update"}, outcome.changes  # no create, delete or replace
+    services = {s.name for s in stack_settings(deployed.stack).services}
+    running = images(cluster, deployed.namespace)
+    stale = {name: running.get(name) for name in services
+             if not running.get(name) or not all(image.endswith(f":{NEXT_RELEASE}") for image in running[name])}
+    assert stale == {}
+    # The data tier does not follow the application release: untouched.
+    assert generations(cluster, deployed.namespace, "statefulsets") == before
+    deployed.last_good = bump
+
+
+def test_a_canary_and_a_blue_green_pair_take_effect_as_documented(deployed: Deployed, cluster: LocalCluster):
+    rollouts = {"environment": {"release": NEXT_RELEASE}, "services": {
+        "bancai": {"rollout": {"strategy": "canary", "canary": {"image": {"tag": "2024.12.3"}, "weight": 10}}},
+        "wallet": {"rollout": {"strategy": "blueGreen", "blueGreen": {
+            "active": "blue", "blue": {"tag": NEXT_RELEASE}, "green": {"tag": "2024.12.3"}}}}}}
+    stable = live(cluster, "deployment", "bancai", deployed.namespace)["metadata"]["generation"]
+    outcome = deploy("up", deployed.stack, deployed.file_with("rollouts", rollouts))
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    canary = live(cluster, "deployment", "bancai-canary", deployed.namespace)
+    assert canary["status"].get("readyReplicas") == 1
+    assert canary["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":2024.12.3")
+    annotations = live(cluster, "ingress", "bancai-canary", deployed.namespace)["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/canary-weight"] == "10"
+    # The stable track is not touched by adding a canary.
+    assert live(cluster, "deployment", "bancai", deployed.namespace)["metadata"]["generation"] == stable
+    for colour in ("blue", "green"):
+        pair = live(cluster, "deployment", f"wallet-{colour}", deployed.namespace)
+        assert pair["status"].get("readyReplicas", 0) >= 1, colour
+    assert live(cluster, "service", "wallet", deployed.namespace)["spec"]["selector"]["codai.io/track"] == "blue"
+    preview = live(cluster, "service", "wallet-preview", deployed.namespace)
+    assert preview["spec"]["selector"]["codai.io/track"] == "green"
+
+    # The switch: only the Services' selectors and the HPA's target change; no pod restarts.
+    rollouts["services"]["wallet"]["rollout"]["blueGreen"]["active"] = "green"  # type: ignore[index]
+    before = generations(cluster, deployed.namespace)
+    switch = deployed.file_with("switch", rollouts)
+    outcome = deploy("up", deployed.stack, switch)
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    assert outcome.changes == {"update": 3}
+    assert generations(cluster, deployed.namespace) == before
+    assert live(cluster, "service", "wallet", deployed.namespace)["spec"]["selector"]["codai.io/track"] == "green"
+    hpa = live(cluster, "horizontalpodautoscaler", "wallet", deployed.namespace)
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "wallet-green"
+    deployed.last_good = switch
+
+
+def test_a_broken_release_fails_at_its_deadline_while_the_old_pods_keep_serving(
+        deployed: Deployed, cluster: LocalCluster):
+    assert deployed.last_good is not None
+    good = yaml_config(deployed.last_good)
+    deadline = 30
+    broken = deployed.file_with("broken", {
+        "environment": {"release": f"2024.12.9{BROKEN_IMAGE_TAG_SUFFIX}", "rolloutDeadline": f"{deadline}s"},
+        "services": good.get("codai-platform:services", {})})
+    started = time.monotonic()
+    process = subprocess.Popen([sys.executable, "-m", "tools.cluster.deploy", "up", deployed.stack, "--json",
+                                "--stack-file", str(broken)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    # While it fails, every disruption budget holds: the old pods keep serving.
+    breaches: set[str] = set()
+    while process.poll() is None:
+        for budget in objects(cluster, "poddisruptionbudgets", deployed.namespace):
+            status = budget.get("status", {})
+            if status.get("currentHealthy", 0) < status.get("desiredHealthy", 0):
+                breaches.add(budget["metadata"]["name"])
+        time.sleep(2)
+    elapsed = time.monotonic() - started
+    output = process.communicate()[1]
+    assert process.returncode == 1, output[-3000:]
+    assert "ProgressDeadlineExceeded" in output or "progress deadline" in output.lower(), output[-3000:]
+    # Kubernetes' deadline failed it (plus the time to roll out what did succeed), not
+    # Pulumi's 10-minute default.
+    assert elapsed < deadline + 150, elapsed
+    assert breaches == set()
+    unavailable = [d["metadata"]["name"] for d in objects(cluster, "deployments", deployed.namespace)
+                   if d["status"].get("availableReplicas", 0) < d["spec"]["replicas"]]
+    assert unavailable == []
+
+
+def test_the_documented_rollback_restores_the_last_good_release(deployed: Deployed, cluster: LocalCluster):
+    assert deployed.last_good is not None
+    outcome = deploy("up", deployed.stack, deployed.last_good)
+    assert outcome.returncode == 0, outcome.output[-3000:]
+    broken = [pod["metadata"]["name"] for pod in objects(cluster, "pods", deployed.namespace)
+              if any(c["image"].endswith(BROKEN_IMAGE_TAG_SUFFIX) for c in pod["spec"]["containers"])]
+    assert broken == []
+    again = deploy("up", deployed.stack, deployed.last_good, "--expect-no-changes")
+    assert again.returncode == 0 and again.changes == {}, again.output[-3000:]
+
+
+def yaml_config(path: Path) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(path.read_text())["config"]
+    return config
 
 
 def quantity(text: str) -> Decimal:
