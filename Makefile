@@ -9,7 +9,7 @@ POLICY_VENV  := policy/venv
 STACK ?= staging
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: render test validate checkov urns lint typecheck bench system-deps venv clean tools cluster up down
+.PHONY: render test validate checkov urns lint typecheck bench bench-cluster system-deps venv clean tools cluster up down
 
 ## Deploy a stack (STACK=staging by default) onto the local cluster through the real Pulumi engine,
 ## building the tools and starting the cluster first when needed (docs/local-cluster.md).
@@ -33,8 +33,9 @@ cluster: tools $(VENV)/.runtime-installed
 render: $(VENV)/.runtime-installed
 	$(PY) -m tools.render
 
-## Run the whole test suite: lint, types, unit tests with mocks, schemas, checkov, real tools and servers.
-test: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed system-deps lint typecheck
+## Run the whole test suite: lint, types, unit tests with mocks, schemas, checkov, real tools and servers,
+## and every stack deployed through the Pulumi engine onto the local cluster (tests/cluster/).
+test: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed system-deps tools lint typecheck
 	$(PY) -m pytest
 
 ## Schema validation and cross-object lint of every rendered stack.
@@ -83,6 +84,10 @@ system-deps:
 ## Render time and peak memory: each stack, and synthetic catalogs of 290 and 2,900 services.
 bench: $(VENV)/.runtime-installed
 	$(PY) -m tools.bench
+
+## Real deploys on the local cluster beside kubectl's floor, per stack (docs/performance.md); about 15 minutes.
+bench-cluster: tools $(VENV)/.runtime-installed $(POLICY_VENV)/.installed
+	$(PY) -m tools.cluster.bench
 
 clean:
 	rm -rf dist .pytest_cache .mypy_cache .ruff_cache

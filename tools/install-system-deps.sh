@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages whose real binaries the tests run, when they are missing.
+# Installs the Debian packages whose real binaries the tests run, when they are missing
+# (openssl makes the local cluster's certificates).
 # Prints nothing when everything is already there.
 set -euo pipefail
 
@@ -8,6 +9,7 @@ declare -A wanted=(
   [amtool]=prometheus-alertmanager
   [redis-server]=redis-server
   [pg_ctl]=postgresql
+  [openssl]=openssl
 )
 missing=()
 for tool in "${!wanted[@]}"; do

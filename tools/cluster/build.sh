@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/versions.sh"
 . "$here/lib.sh"
 
+command -v go >/dev/null || { echo "[tools] Go is needed to build the local cluster's tools (1.26 or newer)" >&2; exit 1; }
 export CGO_ENABLED=0 GOFLAGS=-mod=mod
 modules="$here/modules"
 

@@ -1,0 +1,94 @@
+"""``make bench-cluster``: what real deploys cost on the local cluster, beside the API server's floor.
+
+For each stack, on a cluster started afresh:
+
+- the floor: the same objects, rendered under mocks, applied with ``kubectl apply
+  --server-side`` and waited for (Deployments available, StatefulSets ready, the Job
+  complete): what the API server and its controllers need for them, with no engine;
+- then through Pulumi: ``preview``, ``up`` from empty, a no-op ``up`` and ``destroy``.
+
+Plus the cluster's own warm start. Prints a Markdown table (docs/performance.md keeps the
+figures of a run); the cold build of the tools is timed by ``build.sh`` itself.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tools.cluster.deploy import operate
+from tools.cluster.local_cluster import LocalCluster, say
+from tools.cluster.toolchain import ROOT
+from tools.offline import discover_stacks, run_stack, stack_settings
+
+#: Objects a namespaced object needs first.
+FIRST = ("Namespace", "PriorityClass")
+
+
+def timed(action: Callable[[], Any]) -> float:
+    started = time.monotonic()
+    action()
+    return time.monotonic() - started
+
+
+def kubectl_floor(cluster: LocalCluster, stack: str) -> tuple[float, float]:
+    """Seconds to apply the stack's rendered objects server-side, and then to have them ready."""
+    objects = run_stack(stack).kubernetes_objects()
+    ordered = sorted(objects, key=lambda o: o["kind"] not in FIRST)
+    namespace = stack_settings(stack).settings.environment.namespace
+    with tempfile.TemporaryDirectory() as folder:
+        manifest = Path(folder) / f"{stack}.yaml"
+        manifest.write_text(yaml.safe_dump_all(ordered, sort_keys=False))
+        apply = timed(lambda: cluster.kubectl("apply", "--server-side", "-f", str(manifest)))
+
+    def ready() -> None:
+        for kind, condition in (("deployments", "condition=Available"), ("jobs", "condition=Complete"),
+                                ("statefulsets", "jsonpath={.status.readyReplicas}=1")):
+            cluster.kubectl("wait", "-n", namespace, kind, "--all", f"--for={condition}", "--timeout=600s")
+        # Available is the Deployment's minimum; the rollout is done when every replica is updated.
+        for name in cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").split():
+            cluster.kubectl("rollout", "status", "-n", namespace, name, "--timeout=600s")
+
+    return apply, timed(ready)
+
+
+def bench_stack(stack: str) -> dict[str, float]:
+    cluster = LocalCluster()
+    stack_file = ROOT / f"Pulumi.{stack}.yaml"
+    figures: dict[str, float] = {}
+    cluster.stop(quiet=True)
+    figures["cluster start"] = timed(cluster.start)
+    figures["kubectl apply"], figures["kubectl ready"] = kubectl_floor(cluster, stack)
+    cluster.stop(quiet=True)
+    cluster.start()
+    for name, action, options in (("preview", "preview", {}), ("up from empty", "up", {}),
+                                  ("no-op up", "up", {"expect_no_changes": True})):
+        figures[name] = operate(action, stack, stack_file, quiet=True, **options)["seconds"]
+        say(f"{stack}: {name} {figures[name]:.1f} s")
+    operate("unprotect", stack, stack_file, quiet=True)
+    figures["destroy"] = operate("destroy", stack, stack_file, policy=False, quiet=True)["seconds"]
+    cluster.stop(quiet=True)
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    stacks = list(argv if argv is not None else sys.argv[1:]) or discover_stacks()
+    results = {stack: bench_stack(stack) for stack in stacks}
+    columns = ["cluster start", "preview", "up from empty", "no-op up", "destroy", "kubectl apply", "kubectl ready"]
+    print("| stack | " + " | ".join(columns) + " | up ÷ floor |")
+    print("|---" * (len(columns) + 2) + "|")
+    for stack, figures in results.items():
+        floor = figures["kubectl apply"] + figures["kubectl ready"]
+        cells = [f"{figures[column]:.1f} s" for column in columns]
+        print(f"| {stack} | " + " | ".join(cells) + f" | {figures['up from empty'] / floor:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
