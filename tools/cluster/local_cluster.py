@@ -131,7 +131,7 @@ class LocalCluster:
             if not pid_file.exists():
                 continue
             pid = int(pid_file.read_text())
-            if _stop_pid(pid) and not quiet:
+            if _stop_pid(pid, name) and not quiet:
                 say(f"stopped {name} (pid {pid})")
             pid_file.unlink()
         if self.state.exists():
@@ -319,39 +319,35 @@ def _port_open(port: int) -> bool:
 
 
 def _alive(pid_file: Path) -> bool:
+    """Whether the PID in ``pid_file`` is still the process we started (a PID can be reused)."""
     if not pid_file.exists():
         return False
-    try:
-        os.kill(int(pid_file.read_text()), 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return _is_ours(int(pid_file.read_text()), pid_file.stem)
 
 
-def _stop_pid(pid: int, grace: float = 10) -> bool:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; True if the process was there."""
+def _is_ours(pid: int, name: str) -> bool:
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except (FileNotFoundError, ProcessLookupError):
         return False
+    return Path(command).name == name
+
+
+def _stop_pid(pid: int, name: str, grace: float = 10) -> bool:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; True if the process was there and ours."""
+    if not _is_ours(pid, name):
+        return False
+    os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # not our child: poll its existence instead
-            done = 0 if _pid_exists(pid) else pid
+        except ChildProcessError:  # not our child: watch for it to go instead
+            done = 0 if _is_ours(pid, name) else pid
         if done:
             return True
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
-    return True
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     return True
 
 
