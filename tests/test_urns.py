@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tools.offline import Registered, StackRun, run_stack
+from tools.offline import ROOT, Registered, StackRun, run_stack
 from tools.urns import (
     UPDATE_COMMAND,
     Difference,
@@ -132,6 +132,21 @@ def test_the_namespace_and_stateful_resources_are_protected_in_production_and_re
     assert namespace.retain_on_delete and namespace.protect == (any_stack.stack == "production")
 
 
+UNPROTECTED = "protect is not set in production, whose settings protect its data"
+
+
+def test_protection_follows_the_settings_whatever_the_stack_is_called(tmp_path: Path):
+    """A stack named anything but `production` that protects its data is held to it; staging is not."""
+    (tmp_path / "Pulumi.eu.yaml").write_text((ROOT / "Pulumi.production.yaml").read_text())
+    (tmp_path / "Pulumi.production.yaml").write_text((ROOT / "Pulumi.staging.yaml").read_text())
+    statefulset = Registered("urn:pulumi:eu::codai-platform::kubernetes:apps/v1:StatefulSet::db",
+                             "kubernetes:apps/v1:StatefulSet", "db", True, "",
+                             {"kind": "StatefulSet", "metadata": {"name": "db"}, "spec": {}})
+    assert protection_problems(StackRun("eu", [statefulset], {}), tmp_path) == [
+        f"{statefulset.urn}: protect is not set in eu, whose settings protect its data"]
+    assert protection_problems(StackRun("production", [statefulset], {}), tmp_path) == []
+
+
 @pytest.mark.parametrize("stack", ["staging", "production"])
 def test_an_unguarded_stateful_resource_is_found(stack):
     def registered(type_: str, kind: str, spec: dict[str, Any], protect: bool = False,
@@ -154,8 +169,8 @@ def test_an_unguarded_stateful_resource_is_found(stack):
     expected = ["kubernetes:core/v1:PersistentVolumeClaim::db: retain_on_delete is not set",
                 "kubernetes:apps/v1:StatefulSet::db: its volume claims are not kept when it is deleted"]
     if stack == "production":
-        expected += ["kubernetes:apps/v1:StatefulSet::db: protect is not set in production",
-                     "kubernetes:core/v1:PersistentVolumeClaim::db: protect is not set in production"]
+        expected += [f"kubernetes:apps/v1:StatefulSet::db: {UNPROTECTED}",
+                     f"kubernetes:core/v1:PersistentVolumeClaim::db: {UNPROTECTED}"]
     assert [p.split("::", 2)[2] for p in problems] == expected
 
 

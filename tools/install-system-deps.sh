@@ -10,6 +10,7 @@ declare -A wanted=(
   [redis-server]=redis-server
   [pg_ctl]=postgresql
   [openssl]=openssl
+  [jq]=jq
 )
 missing=()
 for tool in "${!wanted[@]}"; do

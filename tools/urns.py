@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.offline import ROOT, Registered, StackRun, discover_stacks, run_stack
+from tools.offline import ROOT, Registered, StackRun, discover_stacks, run_stack, stack_settings
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 UPDATE_COMMAND = ".venv/bin/python -m tools.urns --update"
@@ -34,8 +34,6 @@ CLUSTER_SCOPED_KINDS = frozenset({
     "StorageClass", "PersistentVolume", "IngressClass", "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration", "ClusterIssuer", "APIService", "RuntimeClass", "CSIDriver",
 })
-#: Stacks whose stateful resources must be ``protect``-ed (a deliberate two-step delete).
-PROTECTED_STACKS = frozenset({"production"})
 
 
 def snapshot_path(stack: str) -> Path:
@@ -159,10 +157,11 @@ def _has_claims(resource: Registered) -> bool:
     return bool(isinstance(spec, dict) and spec.get("volumeClaimTemplates"))
 
 
-def protection_problems(run: StackRun) -> list[str]:
+def protection_problems(run: StackRun, root: Path = ROOT) -> list[str]:
     """Data outlives every delete: the namespace and volumes are retained, a StatefulSet's claims
-    kept when it goes; in production all of them are protected too."""
-    production = run.stack in PROTECTED_STACKS
+    kept when it goes; where the stack's settings ask (``protectStateful``, whatever the stack's
+    name), all of them are protected too: deleting them takes a deliberate second step."""
+    production = stack_settings(run.stack, root).settings.environment.protect_stateful
     guarded = [r for r in run.resources
                if is_stateful(r) or (r.is_kubernetes and r.inputs.get("kind") == "Namespace")]
     volumes = [r for r in guarded if r.inputs.get("kind") in ("Namespace", "PersistentVolumeClaim", "PersistentVolume")]
@@ -170,7 +169,8 @@ def protection_problems(run: StackRun) -> list[str]:
     problems += [f"{r.urn}: its volume claims are not kept when it is deleted" for r in guarded if _has_claims(r)
                  and r.inputs["spec"].get("persistentVolumeClaimRetentionPolicy", {}).get("whenDeleted") != "Retain"]
     if production:
-        problems += [f"{r.urn}: protect is not set in {run.stack}" for r in guarded if not r.protect]
+        problems += [f"{r.urn}: protect is not set in {run.stack}, whose settings protect its data"
+                     for r in guarded if not r.protect]
     return problems
 
 

@@ -226,9 +226,9 @@ def test_a_broken_release_fails_at_its_deadline_while_the_old_pods_keep_serving(
     output = process.communicate()[1]
     assert process.returncode == 1, output[-3000:]
     assert "ProgressDeadlineExceeded" in output or "progress deadline" in output.lower(), output[-3000:]
-    # Kubernetes' deadline failed it (plus the time to roll out what did succeed), not
-    # Pulumi's 10-minute default.
-    assert elapsed < deadline + 150, elapsed
+    # Kubernetes' deadline failed it, not Pulumi's 10-minute default (measured: 100 s for the
+    # whole `up`, program run and the other services' updates included).
+    assert elapsed < 300, elapsed
     assert breaches == set()
     unavailable = [d["metadata"]["name"] for d in objects(cluster, "deployments", deployed.namespace)
                    if d["status"].get("availableReplicas", 0) < d["spec"]["replicas"]]
