@@ -35,6 +35,8 @@ render: $(VENV)/.runtime-installed
 
 ## Run the whole test suite: lint, types, unit tests with mocks, schemas, checkov, real tools and servers,
 ## and every stack deployed through the Pulumi engine onto the local cluster (tests/cluster/).
+## As under CI, a test whose tool or server is missing fails: it never skips quietly.
+test: export CI ?= true
 test: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed system-deps tools lint typecheck
 	$(PY) -m pytest
 
