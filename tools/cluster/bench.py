@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pulumi import automation as auto
 
 from tools.cluster.deploy import operate
 from tools.cluster.local_cluster import LocalCluster, say
@@ -29,6 +30,29 @@ from tools.offline import discover_stacks, run_stack, stack_settings
 
 #: Objects a namespaced object needs first.
 FIRST = ("Namespace", "PriorityClass")
+
+
+class Timeline:
+    """When each resource's step started and ended during an update (the engine's events, 1 s grain)."""
+
+    def __init__(self) -> None:
+        self.started: dict[str, int] = {}
+        self.ended: dict[str, int] = {}
+
+    def see(self, event: auto.EngineEvent) -> None:
+        if event.resource_pre_event:
+            self.started[event.resource_pre_event.metadata.urn] = event.timestamp
+        elif event.res_outputs_event:
+            self.ended[event.res_outputs_event.metadata.urn] = event.timestamp
+
+    def slowest(self, count: int) -> list[str]:
+        if not self.started:
+            return []
+        zero = min(self.started.values())
+        steps = sorted(((self.ended[urn] - start, start - zero, urn) for urn, start in self.started.items()
+                        if urn in self.ended), reverse=True)
+        return [f"{took:4d} s  ({begun:3d} -> {begun + took:3d})  {urn.rsplit('::', 2)[-2].rsplit('$', 1)[-1]} "
+                f"{urn.rsplit('::', 1)[-1]}" for took, begun, urn in steps[:count]]
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -67,10 +91,14 @@ def bench_stack(stack: str) -> dict[str, float]:
     figures["kubectl apply"], figures["kubectl ready"] = kubectl_floor(cluster, stack)
     cluster.stop(quiet=True)
     cluster.start()
-    for name, action, options in (("preview", "preview", {}), ("up from empty", "up", {}),
+    timeline = Timeline()
+    for name, action, options in (("preview", "preview", {}), ("up from empty", "up", {"on_event": timeline.see}),
                                   ("no-op up", "up", {"expect_no_changes": True})):
         figures[name] = operate(action, stack, stack_file, quiet=True, **options)["seconds"]
         say(f"{stack}: {name} {figures[name]:.1f} s")
+    say(f"{stack}: the slowest steps of `up` from empty (start and end, seconds into the update):")
+    for line in timeline.slowest(12):
+        say(f"  {line}")
     operate("unprotect", stack, stack_file, quiet=True)
     figures["destroy"] = operate("destroy", stack, stack_file, policy=False, quiet=True)["seconds"]
     cluster.stop(quiet=True)

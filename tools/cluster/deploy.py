@@ -21,7 +21,7 @@ import runpy
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ def select_stack(env: PulumiEnv, stack: str, stack_file: Path) -> auto.Stack:
 
 
 def operate(action: str, stack_name: str, stack_file: Path, *, policy: bool = True,
-            expect_no_changes: bool = False, quiet: bool = False) -> dict[str, Any]:
+            expect_no_changes: bool = False, quiet: bool = False,
+            on_event: Callable[[auto.EngineEvent], None] | None = None) -> dict[str, Any]:
     """Run one operation; the summary: changes by kind of step, seconds, outputs."""
     env = pulumi_env()
     stack = select_stack(env, stack_name, stack_file)
@@ -61,7 +62,7 @@ def operate(action: str, stack_name: str, stack_file: Path, *, policy: bool = Tr
         summary["changes"] = dict(preview.change_summary)
     elif action == "up":
         result = stack.up(policy_packs=packs, expect_no_changes=expect_no_changes or None,
-                          on_output=on_output, color="never")
+                          on_output=on_output, on_event=on_event, color="never")
         summary["changes"] = dict(result.summary.resource_changes or {})
         summary["outputs"] = {key: value.value for key, value in result.outputs.items() if not value.secret}
     elif action == "unprotect":

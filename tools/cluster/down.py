@@ -38,7 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(f"destroying {stack} failed: {error}")
                 failed.append(stack)
     if failed and not args.force:
-        say(f"the cluster is left running for a look at {', '.join(failed)}; `make down FORCE=1` stops it anyway")
+        say(f"the cluster is left running for a look at {', '.join(failed)}. A protected stack is destroyed after "
+            "`.venv/bin/python -m tools.cluster.deploy unprotect STACK`; `make down FORCE=1` stops the cluster anyway")
         return 1
     cluster.stop()
     return 0
