@@ -93,6 +93,8 @@ class LocalCluster:
         self.kubeconfig = state / "kubeconfig"
         self.logs = state / "logs"
         self.pids = state / "pids"
+        #: The processes this object started, while it waits for them.
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -101,12 +103,19 @@ class LocalCluster:
             say(f"already running (kubeconfig {self.kubeconfig})")
             return
         tools = require_tools(*CLUSTER_TOOLS)
-        self._check_ports_free()
         self.stop(quiet=True)  # what a crashed run left behind
+        self._check_ports_free()
         for folder in (self.logs, self.pids):
             folder.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
         say(f"starting in {self.state}")
+        try:
+            self._start(tools)
+        except BaseException:
+            self._stop_processes(quiet=True)  # nothing left running; the logs stay for a look
+            raise
+
+    def _start(self, tools: Toolchain) -> None:
+        started = time.monotonic()
         self.pki.make()
         self._write_kubeconfig()
         self._spawn("etcd", self._etcd_args(tools))
@@ -126,6 +135,13 @@ class LocalCluster:
 
     def stop(self, quiet: bool = False) -> None:
         """Stop every process by its PID, newest first, then remove the state folder."""
+        self._stop_processes(quiet)
+        if self.state.exists():
+            subprocess.run(["rm", "-rf", str(self.state)], check=True)
+        if not quiet:
+            say("stopped; state removed")
+
+    def _stop_processes(self, quiet: bool) -> None:
         for name in reversed(COMPONENTS):
             pid_file = self.pids / f"{name}.pid"
             if not pid_file.exists():
@@ -134,10 +150,6 @@ class LocalCluster:
             if _stop_pid(pid, name) and not quiet:
                 say(f"stopped {name} (pid {pid})")
             pid_file.unlink()
-        if self.state.exists():
-            subprocess.run(["rm", "-rf", str(self.state)], check=True)
-        if not quiet:
-            say("stopped; state removed")
 
     def running(self) -> bool:
         return all(_alive(self.pids / f"{name}.pid") for name in COMPONENTS)
@@ -170,14 +182,14 @@ class LocalCluster:
         process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
         (self.pids / f"{name}.pid").write_text(str(process.pid))
+        self._children[name] = process
         say(f"{name} started (pid {process.pid}, log {self.logs / f'{name}.log'})")
 
     def _wait(self, what: str, ready: Callable[[], bool], timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
-            for name in COMPONENTS:
-                pid_file = self.pids / f"{name}.pid"
-                if pid_file.exists() and not _alive(pid_file):
+            for name, process in self._children.items():
+                if process.poll() is not None:
                     tail = (self.logs / f"{name}.log").read_text().splitlines()[-15:]
                     raise ClusterError(f"{name} exited while waiting for {what}; its log ends:\n" + "\n".join(tail))
             if time.monotonic() > deadline:
