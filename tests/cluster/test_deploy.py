@@ -22,7 +22,8 @@ import yaml
 
 from tests.cluster.conftest import Outcome, deploy, live, objects, stack_file_with
 from tests.conftest import stack_run
-from tools.cluster.local_cluster import BROKEN_IMAGE_TAG_SUFFIX, LocalCluster
+from tools.cluster.kwok import BROKEN_IMAGE_TAG_SUFFIX
+from tools.cluster.local_cluster import LocalCluster
 from tools.cluster.toolchain import ROOT
 from tools.offline import stack_settings
 

@@ -102,8 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     except (auto.errors.CommandError, subprocess.CalledProcessError) as error:
-        if args.json:
-            print(str(error), file=sys.stderr)
+        print(str(error), file=sys.stderr)
         print(json.dumps({"action": args.action, "stack": args.stack, "failed": True}))
         return 1
     print(json.dumps(summary, sort_keys=True))

@@ -5,7 +5,7 @@ ours started here and stopped by its PID; the certificates made with openssl; ev
 one state folder that :meth:`LocalCluster.stop` removes. The API server runs what a real one
 would for these stacks: RBAC, the admission plugins PodSecurity, LimitRanger, ResourceQuota
 and Priority, the CRDs of prometheus-operator and cert-manager. kwok plays the kubelets:
-pods become Running and Ready (unless their image is marked broken, see ``stages/``), Job
+pods become Running and Ready (unless their image is marked broken, see ``stages.yaml``), Job
 pods Succeed, claims are bound, Ingresses get an address.
 
     python -m tools.cluster.local_cluster start | stop | status
@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from tools.cluster.toolchain import CLUSTER_TOOLS, HERE, ROOT, Toolchain, require_tools
+from tools.cluster.kwok import NODES, kwok_stages, node_manifests
+from tools.cluster.pki import Pki
+from tools.cluster.processes import alive, port_open, stop_pid
+from tools.cluster.toolchain import CLUSTER_TOOLS, ROOT, Toolchain, require_tools
 
 #: The state folder: certificates, etcd's data, logs, PID files, the kubeconfig.
 STATE = Path(os.environ.get("CODAI_CLUSTER_DIR", Path(os.environ.get("TMPDIR", "/tmp")) / "codai-cluster"))
@@ -36,8 +34,6 @@ PORTS = {"etcd": 16379, "etcd-peer": 16380, "apiserver": 16443,
          "controller-manager": 16257, "scheduler": 16259, "kwok": 16280}
 SERVICE_RANGE = "10.96.0.0/16"
 POD_RANGE = "10.244.0.0/16"
-#: Nodes in three zones, two hosts each: production spreads every service over zones and hosts.
-NODES = [(f"codai-node-{zone}{host}", f"zone-{zone}") for zone in "abc" for host in (1, 2)]
 #: Started in this order, stopped in the reverse one.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
@@ -48,42 +44,6 @@ def say(message: str) -> None:
 
 class ClusterError(RuntimeError):
     pass
-
-
-@dataclass(frozen=True)
-class Pki:
-    folder: Path
-
-    def path(self, name: str) -> Path:
-        return self.folder / name
-
-    def make(self) -> None:
-        """A CA, the API server's certificate, an admin client certificate, the SA signing key."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        ca, key = self.path("ca.crt"), self.path("ca.key")
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=codai-local-ca",
-                 "-keyout", key, "-out", ca)
-        sans = f"IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default.svc,IP:{_first_ip(SERVICE_RANGE)}"
-        self._signed("apiserver", "/CN=kube-apiserver", f"subjectAltName={sans}")
-        # system:masters: the cluster-admin the scripts, the controllers and Pulumi act as.
-        self._signed("admin", "/O=system:masters/CN=codai-local-admin", "extendedKeyUsage=clientAuth")
-        _openssl("genrsa", "-out", self.path("sa.key"), "2048")
-        _openssl("rsa", "-in", self.path("sa.key"), "-pubout", "-out", self.path("sa.pub"))
-
-    def _signed(self, name: str, subject: str, extension: str) -> None:
-        key, csr, crt = self.path(f"{name}.key"), self.path(f"{name}.csr"), self.path(f"{name}.crt")
-        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", key, "-out", csr)
-        _openssl("x509", "-req", "-in", csr, "-CA", self.path("ca.crt"), "-CAkey", self.path("ca.key"),
-                 "-CAcreateserial", "-days", "2", "-extfile", "/dev/stdin", "-out", crt, stdin=extension)
-
-
-def _openssl(*args: str | Path, stdin: str | None = None) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, input=stdin, text=True)
-
-
-def _first_ip(cidr: str) -> str:
-    network = cidr.split("/", maxsplit=1)[0].rsplit(".", 1)[0]
-    return f"{network}.1"
 
 
 class LocalCluster:
@@ -116,10 +76,10 @@ class LocalCluster:
 
     def _start(self, tools: Toolchain) -> None:
         started = time.monotonic()
-        self.pki.make()
+        self.pki.make(service_ip=_first_ip(SERVICE_RANGE))
         self._write_kubeconfig()
         self._spawn("etcd", self._etcd_args(tools))
-        self._wait("etcd", lambda: _port_open(PORTS["etcd"]))
+        self._wait("etcd", lambda: port_open(PORTS["etcd"]))
         self._spawn("kube-apiserver", self._apiserver_args(tools))
         self._wait("kube-apiserver", lambda: self._kubectl_ok("get", "--raw", "/readyz"), timeout=120)
         self._spawn("kube-controller-manager", self._controller_manager_args(tools))
@@ -147,15 +107,15 @@ class LocalCluster:
             if not pid_file.exists():
                 continue
             pid = int(pid_file.read_text())
-            if _stop_pid(pid, name) and not quiet:
+            if stop_pid(pid, name) and not quiet:
                 say(f"stopped {name} (pid {pid})")
             pid_file.unlink()
 
     def running(self) -> bool:
-        return all(_alive(self.pids / f"{name}.pid") for name in COMPONENTS)
+        return all(alive(self.pids / f"{name}.pid") for name in COMPONENTS)
 
     def status(self) -> str:
-        lines = [f"{name}: {'running' if _alive(self.pids / f'{name}.pid') else 'stopped'}" for name in COMPONENTS]
+        lines = [f"{name}: {'running' if alive(self.pids / f'{name}.pid') else 'stopped'}" for name in COMPONENTS]
         return "\n".join(lines)
 
     # --- kubectl --------------------------------------------------------------------------------
@@ -276,19 +236,7 @@ current-context: codai-local
 """)
 
     def _apply_nodes(self) -> None:
-        documents = [f"""apiVersion: v1
-kind: Node
-metadata:
-  name: {name}
-  annotations: {{kwok.x-k8s.io/node: fake}}
-  labels:
-    kubernetes.io/hostname: {name}
-    kubernetes.io/os: linux
-    kubernetes.io/arch: amd64
-    topology.kubernetes.io/zone: {zone}
-    type: kwok
-""" for name, zone in NODES]
-        self.kubectl("apply", "-f", "-", stdin="---\n".join(documents))
+        self.kubectl("apply", "-f", "-", stdin=node_manifests())
 
     def _nodes_ready(self) -> bool:
         out = self.kubectl("get", "nodes", "-o",
@@ -296,71 +244,14 @@ metadata:
         return out.split() == ["True"] * len(NODES)
 
     def _check_ports_free(self) -> None:
-        if busy := [f"{name} ({port})" for name, port in PORTS.items() if _port_open(port)]:
+        if busy := [f"{name} ({port})" for name, port in PORTS.items() if port_open(port)]:
             raise ClusterError(f"ports in use: {', '.join(busy)}; is another cluster running? "
                                f"`python -m tools.cluster.local_cluster stop` stops ours")
 
 
-def kwok_stages(upstream: Path) -> str:
-    """kwok's own Stages, then ours (an Ingress gets an address; a broken image never gets Ready).
-
-    kwok picks at random among the Stages that match, so upstream's pod-ready is kept from
-    matching the pods that ours leaves unready.
-    """
-    ours = [doc for doc in yaml.safe_load_all((HERE / "stages.yaml").read_text()) if doc]
-    documents = []
-    for path in sorted(upstream.glob("*.yaml")):
-        stage = yaml.safe_load(path.read_text())
-        if stage["metadata"]["name"] == "pod-ready":
-            stage["spec"]["selector"]["matchExpressions"].append(BROKEN_IMAGE_EXCLUDED)
-        documents.append(stage)
-    return yaml.safe_dump_all([*documents, *ours], sort_keys=False)
-
-
-#: Pods with a container image tagged ``*-never-ready`` are left unready (stages.yaml).
-BROKEN_IMAGE_TAG_SUFFIX = "-never-ready"
-BROKEN_IMAGE_EXCLUDED = {
-    "cel": {"expression": f"!self.spec.containers.exists(c, c.image.endsWith('{BROKEN_IMAGE_TAG_SUFFIX}'))"},
-}
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _alive(pid_file: Path) -> bool:
-    """Whether the PID in ``pid_file`` is still the process we started (a PID can be reused)."""
-    if not pid_file.exists():
-        return False
-    return _is_ours(int(pid_file.read_text()), pid_file.stem)
-
-
-def _is_ours(pid: int, name: str) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return Path(command).name == name
-
-
-def _stop_pid(pid: int, name: str, grace: float = 10) -> bool:
-    """SIGTERM, then SIGKILL after ``grace`` seconds; True if the process was there and ours."""
-    if not _is_ours(pid, name):
-        return False
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:  # not our child: watch for it to go instead
-            done = 0 if _is_ours(pid, name) else pid
-        if done:
-            return True
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    return True
+def _first_ip(cidr: str) -> str:
+    network = cidr.split("/", maxsplit=1)[0].rsplit(".", 1)[0]
+    return f"{network}.1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
