@@ -34,7 +34,12 @@ def test_minimums_are_met_and_impossible_ones_refused():
 
 
 def call(method: str, request: Any) -> Any:
-    return asyncio.run(getattr(RandomProvider("4.21.4"), method)(request, None))
+    # A loop of its own, never the thread's current one: the mocks of other tests use that.
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(getattr(RandomProvider("4.21.4"), method)(request, None))
+    finally:
+        loop.close()
 
 
 def test_any_input_change_replaces_and_none_keeps_the_password():
