@@ -1,6 +1,6 @@
 """Every stack through the real Pulumi engine onto the local cluster, and what it leaves there.
 
-Per stack, in order: the preview with the policy pack, ``up`` from empty, the state the API
+Per stack file (every ``Pulumi.<stack>.yaml``), in order: the preview with the policy pack, ``up`` from empty, the state the API
 server and its controllers then report, a no-op ``up``, and at the end the destroy. The
 expected counts come from the same program run under mocks (``stack_run``): what the engine
 created must be exactly what the program registers.
@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from tests.cluster.conftest import Outcome, deploy, live, objects, stack_file_with
-from tests.conftest import stack_run
+from tests.conftest import STACKS, stack_run
 from tools.cluster.kwok import BROKEN_IMAGE_TAG_SUFFIX
 from tools.cluster.local_cluster import LocalCluster
 from tools.cluster.toolchain import ROOT
@@ -52,7 +52,7 @@ class Deployed:
         return stack_file_with(self.stack, self.files, name, changes)
 
 
-@pytest.fixture(scope="module", params=["staging", "production"])
+@pytest.fixture(scope="module", params=STACKS)
 def deployed(request: pytest.FixtureRequest, cluster: LocalCluster,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     stack = request.param
