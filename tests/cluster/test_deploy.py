@@ -1,9 +1,10 @@
 """Every stack through the real Pulumi engine onto the local cluster, and what it leaves there.
 
-Per stack file (every ``Pulumi.<stack>.yaml``), in order: the preview with the policy pack, ``up`` from empty, the state the API
-server and its controllers then report, a no-op ``up``, and at the end the destroy. The
-expected counts come from the same program run under mocks (``stack_run``): what the engine
-created must be exactly what the program registers.
+Per stack file (every ``Pulumi.<stack>.yaml``), in order: the preview with the policy pack,
+``up`` from empty, the state the API server and its controllers then report, a no-op ``up``,
+releases and rollouts, and at the end the destroy. The expected counts come from the same
+program run under mocks (``stack_run``): what the engine created must be exactly what the
+program registers.
 """
 
 from __future__ import annotations
