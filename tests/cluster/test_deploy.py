@@ -137,9 +137,11 @@ NEXT_RELEASE = "2024.12.2"
 
 
 def images(cluster: LocalCluster, namespace: str) -> dict[str, set[str]]:
-    """Deployment -> the images its ready pods run."""
+    """Deployment -> the images its ready pods run (pods on their way out not counted)."""
     by_deployment: dict[str, set[str]] = {}
     for pod in objects(cluster, "pods", namespace):
+        if "deletionTimestamp" in pod["metadata"]:
+            continue
         owner = pod["metadata"].get("labels", {}).get("app.kubernetes.io/name")
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
         if owner and ready and pod["status"]["phase"] == "Running":
