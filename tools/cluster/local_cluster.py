@@ -88,7 +88,9 @@ class LocalCluster:
         self._apply_nodes()
         self.kubectl("apply", "-f", str(tools.kwok_storage_class))
         self.kubectl("apply", "--server-side", "-f", str(CRDS), "--recursive")
-        self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
+        # `kubectl wait` errors out on a CRD whose status has no conditions yet: ask again.
+        self._wait("the CRDs", lambda: self._kubectl_ok("wait", "--for=condition=Established", "crd", "--all",
+                                                        "--timeout=10s"))
         self._wait("nodes Ready", self._nodes_ready)
         self._wait("the controllers", lambda: self._kubectl_ok("get", "serviceaccount", "default", "-n", "default"))
         say(f"ready in {time.monotonic() - started:.1f} s: {len(NODES)} nodes; KUBECONFIG={self.kubeconfig}")
