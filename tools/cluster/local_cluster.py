@@ -68,6 +68,7 @@ class LocalCluster:
         for folder in (self.logs, self.pids):
             folder.mkdir(parents=True, exist_ok=True)
         say(f"starting in {self.state}")
+        self._children = {}
         try:
             self._start(tools)
         except BaseException:
