@@ -107,12 +107,22 @@ class LocalCluster:
     def _stop_processes(self, quiet: bool) -> None:
         for name in reversed(COMPONENTS):
             pid_file = self.pids / f"{name}.pid"
-            if not pid_file.exists():
+            child = self._children.pop(name, None)
+            if child is not None:  # started by this object: no doubt whose it is
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+                stopped = True
+            elif pid_file.exists():
+                stopped = stop_pid(int(pid_file.read_text()), name)
+            else:
                 continue
-            pid = int(pid_file.read_text())
-            if stop_pid(pid, name) and not quiet:
-                say(f"stopped {name} (pid {pid})")
-            pid_file.unlink()
+            if stopped and not quiet:
+                say(f"stopped {name}")
+            pid_file.unlink(missing_ok=True)
 
     def running(self) -> bool:
         return all(alive(self.pids / f"{name}.pid") for name in COMPONENTS)
