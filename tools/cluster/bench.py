@@ -49,10 +49,17 @@ class Timeline:
         if not self.started:
             return []
         zero = min(self.started.values())
-        steps = sorted(((self.ended[urn] - start, start - zero, urn) for urn, start in self.started.items()
-                        if urn in self.ended), reverse=True)
-        return [f"{took:4d} s  ({begun:3d} -> {begun + took:3d})  {urn.rsplit('::', 2)[-2].rsplit('$', 1)[-1]} "
-                f"{urn.rsplit('::', 1)[-1]}" for took, begun, urn in steps[:count]]
+        # Objects only: a component's step lasts as long as its slowest child.
+        steps = sorted(((self.ended[urn] - start, start - zero, kind_of(urn), urn.rsplit("::", 1)[-1])
+                        for urn, start in self.started.items()
+                        if urn in self.ended and kind_of(urn).startswith(("kubernetes:", "random:"))), reverse=True)
+        return [f"{took:4d} s  ({begun:3d} -> {begun + took:3d})  {kind} {name}" for took, begun, kind, name in
+                steps[:count]]
+
+
+def kind_of(urn: str) -> str:
+    """The resource's own type: the last of the parent type chain in its URN."""
+    return urn.rsplit("::", 2)[-2].rsplit("$", 1)[-1]
 
 
 def timed(action: Callable[[], Any]) -> float:
