@@ -70,7 +70,8 @@ class PulumiEnv:
         shutil.copyfile(ROOT / "Pulumi.yaml", folder / "Pulumi.yaml")
         target = folder / f"Pulumi.{stack}.yaml"
         salt = re.search(r"^encryptionsalt: .*$", target.read_text(), re.MULTILINE) if target.exists() else None
-        content = stack_file.read_text()
+        # The source may be such a copy itself (`make down` destroys from them): one salt only.
+        content = re.sub(r"^encryptionsalt: .*\n", "", stack_file.read_text(), flags=re.MULTILINE)
         target.write_text(f"{salt.group(0)}\n{content}" if salt else content)
         return folder
 

@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from tools.cluster.local_cluster import LocalCluster
+from tools.cluster.toolchain import toolchain
 from tools.offline import stack_settings
 
 #: Kinds listed per namespace (the custom resources included), in the order people look for them.
@@ -32,7 +33,7 @@ def report(stack: str) -> str:
         f"  {ready}/{len(workloads)} Deployments and StatefulSets ready, {pods} pods running",
         "  " + ", ".join(f"{count} {kind}" for kind, count in sorted(by_kind.items())),
         f"  {len(hosts)} public hosts, e.g. https://{hosts[0]}" if hosts else "  no public hosts",
-        f"  kubectl: export KUBECONFIG={cluster.kubeconfig}",
+        f"  kubectl: {toolchain().kubectl} --kubeconfig {cluster.kubeconfig} get pods -n {namespace}",
         "  `make down` destroys it and stops the cluster",
     ]
     return "\n".join(lines)
