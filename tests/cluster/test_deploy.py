@@ -25,6 +25,7 @@ from tests.cluster.conftest import Outcome, deploy, live, objects, stack_file_wi
 from tests.conftest import STACKS, stack_run
 from tools.cluster.kwok import BROKEN_IMAGE_TAG_SUFFIX
 from tools.cluster.local_cluster import LocalCluster
+from tools.cluster.report import KINDS
 from tools.cluster.toolchain import ROOT
 from tools.offline import stack_settings
 
@@ -257,10 +258,7 @@ def test_the_documented_rollback_restores_the_last_good_release(deployed: Deploy
 RETAINED = {("PersistentVolumeClaim", "data-postgres-0"), ("PersistentVolumeClaim", "data-redis-0"),
             ("PersistentVolumeClaim", "postgres-backups"), ("ConfigMap", "kube-root-ca.crt"),
             ("ServiceAccount", "default")}
-NAMESPACED_KINDS = ("deployments,statefulsets,replicasets,jobs,cronjobs,pods,services,ingresses,configmaps,secrets,"
-                    "persistentvolumeclaims,horizontalpodautoscalers,poddisruptionbudgets,networkpolicies,roles,"
-                    "rolebindings,serviceaccounts,resourcequotas,limitranges,servicemonitors,prometheusrules,"
-                    "alertmanagerconfigs")
+NAMESPACED_KINDS = ",".join((*KINDS, "replicasets"))
 
 
 def test_destroy_leaves_only_the_data_and_refuses_while_protected(deployed: Deployed, cluster: LocalCluster):
