@@ -9,7 +9,7 @@ POLICY_VENV  := policy/venv
 STACK ?= staging
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: render test validate checkov urns lint typecheck bench bench-cluster system-deps venv clean tools cluster up down
+.PHONY: render test validate checkov urns lint typecheck bench bench-cluster mutants system-deps venv clean tools cluster up down
 
 ## Deploy a stack (STACK=staging by default) onto the local cluster through the real Pulumi engine,
 ## building the tools and starting the cluster first when needed (docs/local-cluster.md).
@@ -35,8 +35,9 @@ render: $(VENV)/.runtime-installed
 
 ## Run the whole test suite: lint, types, unit tests with mocks, schemas, checkov, real tools and servers,
 ## and every stack deployed through the Pulumi engine onto the local cluster (tests/cluster/).
-## As under CI, a test whose tool or server is missing fails: it never skips quietly.
-test: export CI ?= true
+## As under CI (CI=true, whatever the environment says), a test whose tool or server is missing fails, and
+## a run with any skipped test fails: nothing is skipped quietly.
+test: export CI = true
 test: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed system-deps tools lint typecheck
 	$(PY) -m pytest
 
@@ -86,6 +87,11 @@ system-deps:
 ## Render time and peak memory: each stack, and synthetic catalogs of 290 and 2,900 services.
 bench: $(VENV)/.runtime-installed
 	$(PY) -m tools.bench
+
+## The mutation gate: apply each realistic defect of tests/mutants.yaml alone, on a scratch copy, and
+## report those no test catches (docs/security.md). Not part of `make test`: it takes a while.
+mutants: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed system-deps
+	$(PY) -m tools.mutants $(if $(ONLY),--only $(ONLY))
 
 ## Real deploys on the local cluster beside kubectl's floor, per stack (docs/performance.md); about 15 minutes.
 bench-cluster: tools $(VENV)/.runtime-installed $(POLICY_VENV)/.installed
