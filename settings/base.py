@@ -47,7 +47,8 @@ def _hostname(value: str) -> str:
 
 def _image_tag(value: str) -> str:
     if not _IMAGE_TAG.match(value):
-        raise ValueError(f"{value!r} is not a valid image tag")
+        raise ValueError(f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-', not starting with "
+                         "'.' or '-', at most 128 characters)")
     if value == "latest":
         raise ValueError("'latest' is not a pinned version; use a release tag such as '2024.12.1'")
     return value

@@ -75,7 +75,7 @@ def _cron(value: str) -> str:
 
 def _env_key(value: str) -> str:
     if not _ENV_KEY.match(value):
-        raise ValueError(f"{value!r} is not a valid Secret key")
+        raise ValueError(f"{value!r} is not a valid Secret key (letters, digits, '-', '_', '.')")
     return value
 
 

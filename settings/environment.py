@@ -81,7 +81,7 @@ class Subject(SettingsModel):
         if self.kind == "ServiceAccount" and self.namespace is None:
             raise ValueError("a ServiceAccount subject needs a namespace")
         if self.kind != "ServiceAccount" and self.namespace is not None:
-            raise ValueError(f"a {self.kind} subject has no namespace")
+            raise ValueError(f"a {self.kind} subject takes no namespace (only a ServiceAccount does); remove it")
         return self
 
 

@@ -166,7 +166,9 @@ def _pydantic_problems(error: ValidationError) -> list[Problem]:
             message = "unknown key (check its spelling and place)"
         elif item["type"] == "missing":
             message = "required key is missing"
-        elif "input" in item and not isinstance(item["input"], (dict, list)) and repr(item["input"]) not in message:
+        elif "input" in item and not isinstance(item["input"], (dict, list)) and (
+                item["type"] != "value_error" or repr(item["input"]) not in message):
+            # pydantic's own messages never quote the value ("greater than 0" for a 0 included)
             message += f" (got {item['input']!r})"
         problems.append((path, message))
     return problems

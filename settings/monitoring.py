@@ -94,7 +94,8 @@ def _label_names(value: list[str] | None) -> list[str] | None:
         return value
     bad = [name for name in value if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", name)]
     if bad or len(set(value)) != len(value) or not value:
-        raise ValueError(f"groupBy must be distinct label names, got {value}")
+        raise ValueError(f"groupBy must be a non-empty list of distinct label names ([a-zA-Z_][a-zA-Z0-9_]*), "
+                         f"got {value}")
     return value
 
 

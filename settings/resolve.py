@@ -85,6 +85,8 @@ class _Layered:
 
     def __init__(self, layers: Sequence[tuple[str, WorkloadOverrides]]) -> None:
         self._layers = layers
+        #: Name of the bottom layer, the sizing table: no key a stack file can change.
+        self.defaults = layers[0][0]
 
     def get(self, dotted: str) -> tuple[Any, str]:
         found: tuple[Any, str] | None = None
@@ -126,8 +128,10 @@ def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[Re
         def pick(dotted: str, values: _Layered = values) -> Any:
             return values.get(dotted)[0]
 
-        def where(dotted: str, values: _Layered = values) -> str:
-            return f"{values.get(dotted)[1]}.{_camel(dotted)}"
+        def where(dotted: str, instead: str = "", values: _Layered = values) -> str:
+            # A clash is reported at a stack key: ``instead``'s when only the sizing table set ``dotted``.
+            key = instead if instead and values.get(dotted)[1] == values.defaults else dotted
+            return f"{values.get(key)[1]}.{_camel(key)}"
 
         replicas_min = pick("replicas.min")
         plan = ResolvedService(
@@ -156,7 +160,7 @@ def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[Re
             ))
         if plan.replicas_min > plan.replicas_max:
             problems.append((
-                where("replicas.min"),
+                where("replicas.min", instead="replicas.max"),
                 f"{spec.name}: replicas.min {plan.replicas_min} is above replicas.max {plan.replicas_max}"
                 f" (max from {where('replicas.max')})",
             ))
@@ -164,7 +168,7 @@ def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[Re
             request, limit = getattr(plan, f"{kind}_request"), getattr(plan, f"{kind}_limit")
             if request > limit:
                 problems.append((
-                    where(f"resources.requests.{kind}"),
+                    where(f"resources.requests.{kind}", instead=f"resources.limits.{kind}"),
                     f"{spec.name}: {kind} request {request} is above its limit {limit}"
                     f" (limit from {where(f'resources.limits.{kind}')})",
                 ))
