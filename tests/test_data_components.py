@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -13,15 +14,14 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from components.data import acl, config_files, sql
-from components.data.backup import scripts
+from components.data import sql
 from components.labels import DATA_TIER, TIER_LABEL
 from services.catalog import CATALOG
 from services.model import Dependency
 from settings.data import PostgresSettings, RedisSettings, footprint
 from settings.loader import load_settings
-from settings.quantities import Cpu, Memory
-from tools.offline import StackRun, run_stack, stack_values
+from settings.quantities import Cpu
+from tools.offline import ROOT, StackRun, run_stack, stack_values
 from tools.validate import lint, load_crd_schemas
 
 PROGRAM = '''
@@ -320,11 +320,21 @@ def test_each_redis_client_gets_a_user_confined_to_its_prefix():
         assert (data["REDIS_USERNAME"], data["REDIS_KEY_PREFIX"], data["REDIS_TLS"]) == (service, f"{service}:",
                                                                                         "false")
     acl_file = secret_data(run, "redis-users")["users.acl"]
-    passwords |= {user: mock_password(f"redis-{user}-password") for user in (acl.EXPORTER_USER, acl.HEALTHCHECK_USER)}
-    users = [*(acl.service_user(s) for s in REDIS_CLIENTS), acl.exporter_user(), acl.healthcheck_user(),
-             acl.default_user()]
-    assert acl_file == acl.acl_file(users, passwords)
-    assert "user default reset -@all\n" in acl_file and passwords["codai"] not in acl_file
+
+    def digest(user: str) -> str:
+        return hashlib.sha256(passwords.get(user, mock_password(f"redis-{user}-password")).encode()).hexdigest()
+
+    denied = "-@dangerous -scan -randomkey -function -script|flush -script|kill"
+    exporter = ("-@all +ping +hello +select +client|setname +client|getname +client|info +client|list +info "
+                "+config|get +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|stats "
+                "+cluster|info +dbsize")
+    expected = [*(f"user {s} reset on #{digest(s)} ~{s}:* &{s}:* +@all {denied}" for s in REDIS_CLIENTS),
+                f"user exporter reset on #{digest('exporter')} {exporter}",
+                f"user healthcheck reset on #{digest('healthcheck')} -@all +ping",
+                "user default reset -@all"]
+    assert len(REDIS_CLIENTS) == 15
+    assert acl_file == "".join(f"{line}\n" for line in sorted(expected))  # one line per user, by name
+    assert passwords["codai"] not in acl_file
 
 
 def test_binding_for_refuses_a_service_that_did_not_declare_the_dependency():
@@ -418,22 +428,36 @@ def bootstrap_job(run: StackRun, name: str = "postgres") -> dict[str, Any]:
 
 def test_the_bootstrap_job_runs_the_generated_sql_with_every_role_password():
     run = data_run("production")
-    settings = PostgresSettings()
-    plan = sql.BootstrapPlan(PG_CLIENTS, "/run/codai/passwords", settings.connection_limit_per_service,
-                             sql.MONITOR_ROLE, close_shared_databases=True)
-    assert run.get("ConfigMap", "postgres-bootstrap")["data"] == {"bootstrap.sql": sql.bootstrap_sql(plan)}
+    data = run.get("ConfigMap", "postgres-bootstrap")["data"]
+    assert list(data) == ["bootstrap.sql"]
+    text = data["bootstrap.sql"]
+    assert len(PG_CLIENTS) == 23 and all(sql.identifier(s) == s for s in PG_CLIENTS)  # no name needs mapping
+    roles = ["codai_monitor", *PG_CLIENTS]
+    assert re.findall(r"`cat '(.*?)'`", text) == [f"/run/codai/passwords/{role}" for role in roles]
+    assert re.findall(r'CREATE ROLE "(\w+)"', text) == roles
+    # the monitor gets 5 connections, each service the default connectionLimitPerService (40)
+    assert re.findall(r'ALTER ROLE "(\w+)" WITH .*CONNECTION LIMIT (\d+) ', text) == [
+        ("codai_monitor", "5"), *((s, "40") for s in PG_CLIENTS)]
+    assert re.findall(r'CREATE DATABASE "(\w+)" OWNER "(\w+)"', text) == [(s, s) for s in PG_CLIENTS]
+    # the databases initdb opens to everyone are closed (an in-cluster server is the program's own)
+    assert 'REVOKE CONNECT, TEMPORARY ON DATABASE "postgres" FROM PUBLIC;' in text
+    assert 'GRANT pg_monitor TO "codai_monitor";' in text
     pod = bootstrap_job(run)["spec"]["template"]["spec"]
     (projected,) = [v["projected"] for v in pod["volumes"] if "projected" in v]
     files = {s["secret"]["items"][0]["path"]: s["secret"]["name"] for s in projected["sources"]}
     assert files == {**{sql.identifier(s): f"{s}-postgres" for s in PG_CLIENTS}, sql.MONITOR_ROLE: "postgres-monitor"}
     assert pod["containers"][0]["command"] == ["sh", "/scripts/bootstrap-postgres.sh", "/bootstrap/bootstrap.sql"]
-    assert run.get("ConfigMap", "postgres-scripts")["data"] == scripts(
-        "bootstrap-postgres.sh", "backup.sh", "restore.sh", "upload.sh")
+    folder = ROOT / "components" / "data" / "scripts"
+    script_names = ["backup.sh", "bootstrap-postgres.sh", "common.sh", "restore.sh", "upload.sh"]
+    assert run.get("ConfigMap", "postgres-scripts")["data"] == {
+        name: (folder / name).read_text() for name in script_names}
 
 
 def test_the_bootstrap_job_is_renamed_by_what_it_applies_only():
     name = bootstrap_job(data_run("production"))["metadata"]["name"]
-    assert name == bootstrap_job(data_run("production"))["metadata"]["name"]
+    assert re.fullmatch(r"postgres-bootstrap-[0-9a-f]{10}", name), name
+    # The program run again for real (data_run caches its runs): the same input gives the same name.
+    assert bootstrap_job(data_run.__wrapped__("production"))["metadata"]["name"] == name
     unrelated = run_with("production", postgres={"resources": {"limits": {"memory": "8Gi"}}},
                          environment={"release": "2025.1.0"})
     assert bootstrap_job(unrelated)["metadata"]["name"] == name
@@ -472,16 +496,27 @@ def test_an_object_store_target_dumps_to_scratch_then_uploads():
 # --- configuration and sizing ------------------------------------------------------------------------------------
 
 
+#: Memory-derived settings per stack: PostgreSQL's limit is 1Gi in staging and 4Gi in production (a quarter
+#: for shared buffers, three quarters for the cache, work_mem for 200 connections), Redis's 256Mi and 1Gi (80 %).
+CONFIGURED = {"staging": ("256MB", "768MB", "4MB", 256 * 2**20 * 80 // 100),
+              "production": ("1024MB", "3072MB", "7MB", 2**30 * 80 // 100)}
+POSTGRES_FIXED = {"listen_addresses": "*", "port": "5432", "unix_socket_directories": "/var/run/postgresql",
+                  "hba_file": "/etc/postgresql/pg_hba.conf", "max_connections": "200",
+                  "password_encryption": "scram-sha-256"}
+
+
 def test_servers_run_the_generated_configuration_for_their_memory_limit():
+    for stack, (shared_buffers, cache_size, work_mem, maxmemory) in CONFIGURED.items():
+        run = data_run(stack)
+        conf = run.get("ConfigMap", "postgres-config")["data"]["postgresql.conf"]
+        values = dict(re.findall(r"^(\w+) = '(.*)'$", conf, re.MULTILINE))
+        assert {key: values[key] for key in POSTGRES_FIXED} == POSTGRES_FIXED, stack
+        assert (values["shared_buffers"], values["effective_cache_size"], values["work_mem"]) == (
+            shared_buffers, cache_size, work_mem), stack
+        redis_conf = run.get("ConfigMap", "redis-config")["data"]["redis.conf"]
+        assert f"\nmaxmemory {maxmemory}\n" in redis_conf and "\nmaxmemory-policy volatile-lru\n" in redis_conf
+        assert "\naclfile /run/codai/redis/users.acl\n" in redis_conf and "\nport 6379\n" in redis_conf
     run = data_run("production")
-    settings = PostgresSettings()
-    limit = settings.sizing(load_settings("production", stack_values("production")).settings.environment.sizing)
-    paths = config_files.PostgresPaths("/etc/postgresql/pg_hba.conf", "/var/run/postgresql")
-    assert run.get("ConfigMap", "postgres-config")["data"]["postgresql.conf"] == config_files.postgresql_conf(
-        paths, memory_limit=limit.server.memory_limit, max_connections=settings.max_connections)
-    assert "shared_buffers = '1024MB'" in run.get("ConfigMap", "postgres-config")["data"]["postgresql.conf"]
-    redis_conf = run.get("ConfigMap", "redis-config")["data"]["redis.conf"]
-    assert f"maxmemory {Memory.parse('1Gi').bytes * 80 // 100}\n" in redis_conf
     pod = run.get("StatefulSet", "postgres")["spec"]["template"]
     assert pod["spec"]["containers"][0]["args"] == ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"]
     assert len(pod["metadata"]["annotations"]["checksum/config"]) == 10
@@ -495,7 +530,9 @@ def test_the_data_tier_fits_the_quota_beside_every_service_at_its_ceiling(stack_
     rendered_cpu = sum(Cpu.parse(c["resources"]["requests"]["cpu"]).millis
                        for name in ("postgres", "redis")
                        for c in run.get("StatefulSet", name)["spec"]["template"]["spec"]["containers"])
-    assert rendered_cpu == data.cpu_requests.millis
+    # servers and exporters: 250m + 20m + 100m + 20m in staging, 1 + 50m + 250m + 50m in production
+    expected_cpu = {"staging": 390, "production": 1350}[stack_name]
+    assert rendered_cpu == data.cpu_requests.millis == expected_cpu
     assert platform.data_tier == data  # the stack files leave the data tier at its defaults
     demand, quota = platform.demand(), platform.quota
     assert demand.cpu.millis <= quota.requests_cpu.millis and demand.memory.bytes <= quota.requests_memory.bytes

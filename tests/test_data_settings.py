@@ -8,10 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from settings.data import (
-    POSTGRES_SIZING,
-    REDIS_SIZING,
+    ContainerResources,
     PostgresSettings,
     RedisSettings,
+    ServerSizing,
     footprint,
 )
 from settings.defaults import SizingProfile
@@ -45,11 +45,24 @@ def test_keys_are_camel_case_and_unknown_keys_are_refused():
 def test_sizing_comes_from_the_profile_with_single_values_overridden():
     settings = PostgresSettings.model_validate({"resources": {"limits": {"memory": "8Gi"}}, "storageSize": "500Gi"})
     sizing = settings.sizing(SizingProfile.HIGH_AVAILABILITY)
-    default = POSTGRES_SIZING[SizingProfile.HIGH_AVAILABILITY]
-    assert sizing.server.memory_limit == Memory.parse("8Gi")
-    assert sizing.server.cpu_request == default.server.cpu_request
-    assert sizing.storage == Memory.parse("500Gi") and sizing.exporter == default.exporter
-    assert RedisSettings().sizing(SizingProfile.MINIMAL) == REDIS_SIZING[SizingProfile.MINIMAL]
+    # the highAvailability row (1 CPU, 4Gi) with the limit's memory and the storage overridden
+    assert sizing.server == ContainerResources(Cpu.parse("1"), Memory.parse("4Gi"), Cpu.parse("4"),
+                                               Memory.parse("8Gi"))
+    assert sizing.storage == Memory.parse("500Gi") and sizing.backup_storage == Memory.parse("200Gi")
+    assert sizing.exporter == ContainerResources(Cpu.parse("50m"), Memory.parse("64Mi"), Cpu.parse("250m"),
+                                                 Memory.parse("128Mi"))
+    assert PostgresSettings().sizing(SizingProfile.MINIMAL) == ServerSizing(
+        server=ContainerResources(Cpu.parse("250m"), Memory.parse("1Gi"), Cpu.parse("1"), Memory.parse("1Gi")),
+        exporter=ContainerResources(Cpu.parse("20m"), Memory.parse("32Mi"), Cpu.parse("200m"), Memory.parse("64Mi")),
+        storage=Memory.parse("10Gi"), backup_storage=Memory.parse("20Gi"))
+    assert RedisSettings().sizing(SizingProfile.MINIMAL) == ServerSizing(
+        server=ContainerResources(Cpu.parse("100m"), Memory.parse("256Mi"), Cpu.parse("500m"), Memory.parse("256Mi")),
+        exporter=ContainerResources(Cpu.parse("20m"), Memory.parse("32Mi"), Cpu.parse("200m"), Memory.parse("64Mi")),
+        storage=Memory.parse("2Gi"))
+    assert RedisSettings().sizing(SizingProfile.HIGH_AVAILABILITY) == ServerSizing(
+        server=ContainerResources(Cpu.parse("250m"), Memory.parse("1Gi"), Cpu.parse("1"), Memory.parse("1Gi")),
+        exporter=ContainerResources(Cpu.parse("50m"), Memory.parse("64Mi"), Cpu.parse("250m"), Memory.parse("128Mi")),
+        storage=Memory.parse("10Gi"))
 
 
 def test_a_request_above_its_limit_is_reported_at_the_key_to_change():
@@ -135,11 +148,15 @@ def test_the_per_service_connection_limit_stays_below_the_server_limit():
 def test_the_footprint_counts_servers_exporters_and_volumes_in_the_cluster():
     profile = SizingProfile.HIGH_AVAILABILITY
     both = footprint(PostgresSettings(), RedisSettings(), profile)
-    pg, redis = POSTGRES_SIZING[profile], REDIS_SIZING[profile]
-    assert both.cpu_requests == Cpu(sum(s.cpu_request.millis for s in (pg.server, pg.exporter, redis.server,
-                                                                       redis.exporter)))
+    # servers and exporters: PostgreSQL 1 + 50m, 4Gi + 64Mi (limits 4Gi + 128Mi); Redis 250m + 50m, 1Gi + 64Mi
+    assert both.cpu_requests == Cpu.parse("1350m")
+    assert (both.memory_requests, both.memory_limits) == (Memory.parse("5248Mi"), Memory.parse("5376Mi"))
     assert (both.pods, both.persistent_volume_claims) == (2, 3)
     assert both.storage_requests == Memory.parse("310Gi")  # 100Gi + 10Gi of data, 200Gi of backups
+    small = footprint(PostgresSettings(), RedisSettings(), SizingProfile.MINIMAL)
+    # 250m + 20m + 100m + 20m; 1Gi + 32Mi + 256Mi + 32Mi (limits 1Gi + 64Mi + 256Mi + 64Mi); 10Gi + 2Gi + 20Gi
+    assert (small.cpu_requests, small.memory_requests, small.memory_limits, small.storage_requests) == (
+        Cpu.parse("390m"), Memory.parse("1344Mi"), Memory.parse("1408Mi"), Memory.parse("32Gi"))
     external = PostgresSettings.model_validate({"mode": "external", "external": EXTERNAL})
     only_redis = footprint(external, RedisSettings(), profile)
     # The backup volume stays in the cluster whichever server is backed up.

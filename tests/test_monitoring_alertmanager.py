@@ -73,6 +73,27 @@ def test_the_digest_is_low_noise():
     assert digest["webhookConfigs"][0]["sendResolved"] is False
 
 
+def test_each_route_carries_its_own_receivers_timing():
+    """Distinct timings per receiver (pagerduty and slack share a 5m groupInterval by default)."""
+    settings = AlertmanagerSettings.model_validate({
+        "pagerduty": {"groupWait": "11s", "groupInterval": "3m", "repeatInterval": "2h"},
+        "slack": {"groupWait": "31s", "groupInterval": "7m", "repeatInterval": "5h", "groupBy": ["alertname"]},
+        "digest": {"groupWait": "6m", "groupInterval": "90m", "repeatInterval": "30h"},
+    })
+    spec = alertmanager_config_spec(settings)
+    timing = {r["receiver"]: {k: v for k, v in r.items() if k not in ("receiver", "matchers")}
+              for r in spec["route"]["routes"]}
+    assert timing == {
+        "pagerduty": {"groupWait": "11s", "groupInterval": "3m", "repeatInterval": "2h"},
+        "slack": {"groupBy": ["alertname"], "groupWait": "31s", "groupInterval": "7m", "repeatInterval": "5h"},
+        "digest": {"groupBy": ["namespace"], "groupWait": "6m", "groupInterval": "90m", "repeatInterval": "30h"},
+    }
+    # the top route (unknown severities) goes to slack with slack's timing and the configured grouping
+    top = {k: v for k, v in spec["route"].items() if k != "routes"}
+    assert top == {"receiver": "slack", "groupWait": "31s", "groupInterval": "7m", "repeatInterval": "5h",
+                   "groupBy": ["alertname", "service"]}
+
+
 def test_a_critical_alert_silences_the_warnings_of_its_service():
     (rule,) = alertmanager_config_spec(AlertmanagerSettings())["inhibitRules"]
     assert rule["sourceMatch"] == [{"name": "severity", "value": "critical", "matchType": "="}]

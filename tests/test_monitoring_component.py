@@ -18,6 +18,7 @@ from components.monitoring.alertmanager import alertmanager_config_spec
 from components.monitoring.rules import rule_groups
 from settings.loader import PlatformSettings
 from tests.conftest import require_tool
+from tests.test_monitoring_rules import RULES_PER_GROUP
 from tools.alertmanager_config import write_alertmanager_config
 from tools.offline import StackRun, run_stack, stack_settings, stack_values
 from tools.validate import load_crd_schemas
@@ -85,13 +86,23 @@ def test_every_object_is_named_and_namespaced_and_labelled(objects, platform):
 
 
 def test_custom_resources_carry_what_the_builders_return(objects, platform):
+    """The component hands the builders' output over unchanged (what the builders return is tested, with
+    written-out expectations, in test_monitoring_rules.py and test_monitoring_alertmanager.py)."""
     namespace = platform.settings.environment.namespace
     rules = {obj["metadata"]["name"]: obj["spec"] for obj in objects if obj["kind"] == "PrometheusRule"}
     assert rules == {f"codai-alerts-{key}": {"groups": [group]}
                      for key, group in rule_groups(platform, namespace).items()}
+    # and what it hands over is the staging stack's: one group per tier and the data tier, each its alerts
+    assert {name: [(g["name"], [(r["alert"], r["labels"]["severity"]) for r in g["rules"]]) for g in spec["groups"]]
+            for name, spec in rules.items()} == {
+        f"codai-alerts-{key}": [(f"codai.{key}", alerts)] for key, alerts in RULES_PER_GROUP.items()}
+    assert {r["labels"]["namespace"] for spec in rules.values() for g in spec["groups"] for r in g["rules"]} == {
+        "codai-staging"}
     (config,) = [obj for obj in objects if obj["kind"] == "AlertmanagerConfig"]
     assert config["spec"] == alertmanager_config_spec(platform.settings.monitoring.alertmanager)
     assert config["metadata"]["name"] == "codai-alertmanager"
+    assert {r["matchers"][0]["value"]: r["receiver"] for r in config["spec"]["route"]["routes"]} == {
+        "critical": "pagerduty", "warning": "slack", "info": "digest"}
 
 
 def test_custom_resources_are_valid_for_their_crds(objects):

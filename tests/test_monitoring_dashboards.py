@@ -11,10 +11,10 @@ import pytest
 
 from components.monitoring.dashboards import GRID_WIDTH, MAX_UID, dashboard_json, dashboards, uid
 from services.tiers import Tier
-from settings.loader import PlatformSettings
+from settings.loader import PlatformSettings, load_settings
 from tests.conftest import require_tool
 from tools.alertmanager_config import dump_yaml
-from tools.offline import stack_settings
+from tools.offline import stack_settings, stack_values
 
 STACK = "staging"
 
@@ -88,20 +88,34 @@ def test_tier_dashboards_show_the_golden_signals_of_their_services(models, platf
         assert all('"$service"' in t["expr"] for p in panels(model) for t in p["targets"])
 
 
-def test_panel_thresholds_are_the_alert_thresholds(models, platform):
-    alerts = platform.settings.monitoring.alerts
+def test_panel_thresholds_are_the_alert_thresholds():
+    """Each panel draws its own alert's thresholds: every one set to a value no other threshold has."""
+    values = stack_values(STACK)
+    values["monitoring"] = {"alerts": {
+        "errorRatioWarning": 0.031, "errorRatioCritical": 0.11, "cpuWarning": 0.71, "cpuCritical": 0.91,
+        "memoryWarning": 0.73, "memoryCritical": 0.93, "latencyP95Seconds": {"core": 0.25, "business": 1.3,
+                                                                             "support": 2.7}}}
+    platform = load_settings(STACK, values)
+    namespace = platform.settings.environment.namespace
+    models = {d.slug: dashboard_json(d, namespace) for d in dashboards(platform, namespace)}
+    latency = {Tier.CORE: 0.25, Tier.BUSINESS: 1.3, Tier.SUPPORT: 2.7}
     for tier in Tier:
         by_title = {p["title"]: p for p in panels(models[tier.value])}
-        steps = [s["value"] for s in by_title["Error ratio (5xx)"]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
-        assert steps == [None, alerts.error_ratio_warning, alerts.error_ratio_critical]
-        latency = by_title["Latency"]["fieldConfig"]["defaults"]["thresholds"]["steps"]
-        assert latency[1]["value"] == alerts.latency_p95_seconds[tier]
+        steps = {title: [s["value"] for s in by_title[title]["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+                 for title in ("Error ratio (5xx)", "Latency", "CPU (share of limit)", "Memory (share of limit)")}
+        assert steps == {"Error ratio (5xx)": [None, 0.031, 0.11], "Latency": [None, latency[tier]],
+                         "CPU (share of limit)": [None, 0.71, 0.91], "Memory (share of limit)": [None, 0.73, 0.93]}, \
+            tier
 
 
 def test_uids_stay_unique_and_short_for_long_namespaces():
     long_namespace = "codai-" + "x" * 50
-    assert len(uid(long_namespace, "overview")) == MAX_UID
-    assert uid(long_namespace, "overview") != uid(long_namespace, "core")
+    # cut to MAX_UID (40): the first 31 characters, a dash and 8 hex digits of the full name's hash
+    assert MAX_UID == 40
+    assert uid(long_namespace, "overview") == "codai-xxxxxxxxxxxxxxxxxxxxxxxxx-bc34445e"
+    assert uid(long_namespace, "core") == "codai-xxxxxxxxxxxxxxxxxxxxxxxxx-0cc81696"
+    assert uid("codai-" + "x" * 29, "core") == "codai-" + "x" * 29 + "-core"  # exactly 40: kept whole
+    assert uid("codai-" + "x" * 30, "core") == "codai-xxxxxxxxxxxxxxxxxxxxxxxxx-840daf29"  # 41: cut
     assert uid("codai", "overview") == "codai-overview"
 
 

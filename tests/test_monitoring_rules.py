@@ -21,7 +21,7 @@ import pytest
 
 from components.labels import DATA_TIER
 from components.monitoring.rules import AlertingRule, AlertName, RuleGroup, rule_file, rule_groups, tier_scope
-from services.tiers import TIER_POLICIES, Severity, Tier
+from services.tiers import Severity, Tier
 from settings.loader import PlatformSettings, load_settings
 from tests.conftest import STACKS, require_tool, run_with
 from tools.alertmanager_config import dump_yaml
@@ -80,7 +80,28 @@ def test_one_group_per_tier_and_one_for_the_data_tier(groups):
     assert len({g["name"] for g in groups.values()}) == len(groups)
 
 
-def test_rule_counts_per_severity(groups):
+#: The rules of a catalog tier, in order, with the severity ServiceDown has in that tier.
+def _tier_rules(down: str) -> list[tuple[str, str]]:
+    return [("ServiceDown", down), ("ErrorRatioHigh", "critical"), ("ErrorRatioHigh", "warning"),
+            ("LatencyHigh", "warning"), ("CpuSaturation", "critical"), ("CpuSaturation", "warning"),
+            ("MemorySaturation", "critical"), ("MemorySaturation", "warning"), ("PodCrashLooping", "critical"),
+            ("CertificateExpiring", "warning"), ("RolloutInProgress", "info"), ("RolloutStuck", "info"),
+            ("ReplicasMismatch", "info")]
+
+
+RULES_PER_GROUP = {
+    "core": _tier_rules("critical"),
+    "business": _tier_rules("warning"),
+    "support": _tier_rules("info"),
+    DATA_TIER: [("PostgresDown", "critical"), ("RedisDown", "critical"), ("DiskSaturation", "critical"),
+                ("CpuSaturation", "critical"), ("CpuSaturation", "warning"), ("MemorySaturation", "critical"),
+                ("MemorySaturation", "warning"), ("PodCrashLooping", "critical")],
+}
+
+
+def test_each_group_has_its_alerts_at_their_severities(groups):
+    assert {key: [(r["alert"], r["labels"]["severity"]) for r in group["rules"]] for key, group in groups.items()} \
+        == RULES_PER_GROUP
     counts = {s: sum(r["labels"]["severity"] == s.value for r in every_rule(groups)) for s in Severity}
     assert counts == {Severity.CRITICAL: 19, Severity.WARNING: 18, Severity.INFO: 10}
 
@@ -105,10 +126,12 @@ def test_every_selector_is_scoped_to_the_platform_namespace(groups, namespace):
     assert unscoped == []
 
 
-def test_service_down_severity_follows_the_tier_policy(groups):
+def test_service_down_severity_follows_the_tier(groups):
+    severities = {}
     for tier in Tier:
         (rule,) = [r for r in groups[tier.value]["rules"] if r["alert"] == AlertName.SERVICE_DOWN]
-        assert rule["labels"]["severity"] == TIER_POLICIES[tier].down_severity.value
+        severities[tier] = rule["labels"]["severity"]
+    assert severities == {Tier.CORE: "critical", Tier.BUSINESS: "warning", Tier.SUPPORT: "info"}
 
 
 def test_every_service_is_watched_by_exactly_its_tier(groups, platform):
@@ -118,17 +141,65 @@ def test_every_service_is_watched_by_exactly_its_tier(groups, platform):
         assert watching == [service.tier.value], service.name
 
 
-def test_stack_thresholds_reach_the_expressions():
-    platform = platform_with({}, {"alerts": {"errorRatioCritical": 0.1, "cpuWarning": 0.7, "serviceDownFor": "3m",
-                                             "latencyP95Seconds": {"core": 0.25}}})
+#: Every threshold and `for` of the alert settings, each set to a value no other one has (several share
+#: a default: cpu and memory warnings are both 0.8, five `for`s are 5m or 15m), so a rule reading the
+#: wrong setting shows.
+DISTINCT_ALERTS = {
+    "errorRatioCritical": 0.11, "errorRatioWarning": 0.031, "errorRatioMinRequestRate": 0.17,
+    "cpuCritical": 0.91, "cpuWarning": 0.71, "memoryCritical": 0.93, "memoryWarning": 0.73, "diskCritical": 0.87,
+    "latencyP95Seconds": {"core": 0.25, "business": 1.3, "support": 2.7}, "certificateExpiryDays": 11,
+    "serviceDownFor": "3m", "dependencyDownFor": "1m30s", "errorRatioFor": "4m", "crashLoopFor": "6m",
+    "rolloutStuckFor": "7m", "rolloutInProgressFor": "8m", "latencyFor": "9m", "diskFor": "11m",
+    "certificateFor": "13m", "saturationFor": "17m", "replicasMismatchFor": "19m",
+}
+LATENCY = {"core": "0.25", "business": "1.3", "support": "2.7"}
+#: (alert, severity) -> (its `for`, the numbers its expression compares with, what its description says).
+EXPECTED_RULES = {
+    ("ErrorRatioHigh", "critical"): ("4m", ["0.11", "0.17"], "More than 11% of the requests"),
+    ("ErrorRatioHigh", "warning"): ("4m", ["0.031", "0.17"], "More than 3.1% of the requests"),
+    ("CpuSaturation", "critical"): ("17m", ["0.91"], "more than 91% of its CPU limit for 17m"),
+    ("CpuSaturation", "warning"): ("17m", ["0.71"], "more than 71% of its CPU limit for 17m"),
+    ("MemorySaturation", "critical"): ("17m", ["0.93"], "more than 93% of its memory limit for 17m"),
+    ("MemorySaturation", "warning"): ("17m", ["0.73"], "more than 73% of its memory limit for 17m"),
+    ("DiskSaturation", "critical"): ("11m", ["0.87"], "more than 87% full for 11m"),
+    ("CertificateExpiring", "warning"): ("13m", ["11"], "expires within 11 days"),
+    ("PodCrashLooping", "critical"): ("6m", ["1"], "CrashLoopBackOff for 6m"),
+    ("RolloutInProgress", "info"): ("8m", [], "still runs pods of its previous version"),
+    ("RolloutStuck", "info"): ("7m", [], "exceeded its progress deadline"),
+    ("ReplicasMismatch", "info"): ("19m", [], "available replicas for 19m"),
+    ("PostgresDown", "critical"): ("1m30s", [], "not scraped, for 1m30s"),
+    ("RedisDown", "critical"): ("1m30s", [], "not scraped, for 1m30s"),
+}
+
+
+def expected_rule(group: str, alert: str, severity: str) -> tuple[str, list[str], str]:
+    if alert == "ServiceDown":
+        return "3m", [], f"({group} tier) in codai-staging has answered a scrape for 3m"
+    if alert == "LatencyHigh":
+        return "9m", [LATENCY[group], "0.17"], f"the {group} tier's objective of {LATENCY[group]}s for 9m"
+    return EXPECTED_RULES[(alert, severity)]
+
+
+def test_each_threshold_and_duration_reaches_its_own_alert_only():
+    groups = rule_groups(platform_with({}, {"alerts": DISTINCT_ALERTS}), "codai-staging")
+    assert {key: [(r["alert"], r["labels"]["severity"]) for r in group["rules"]] for key, group in groups.items()} \
+        == RULES_PER_GROUP
+    for key, group in groups.items():
+        for rule in group["rules"]:
+            where = (key, rule["alert"], rule["labels"]["severity"])
+            for_, compared, described = expected_rule(*where)
+            assert rule["for"] == for_, where
+            # the numbers after each comparison operator: the thresholds this expression uses, and no other
+            assert re.findall(r"[<>]=? ([0-9.]+)", rule["expr"]) == compared, where
+            assert described in rule["annotations"]["description"], where
+
+
+def test_a_tier_left_out_of_the_latency_objectives_keeps_its_default():
+    platform = platform_with({}, {"alerts": {"latencyP95Seconds": {"core": 0.25}}})
     groups = rule_groups(platform, "codai-staging")
-    core = {(r["alert"], r["labels"]["severity"]): r for r in groups["core"]["rules"]}
-    assert ") > 0.1\n" in core[(AlertName.ERROR_RATIO_HIGH, "critical")]["expr"]
-    assert "> 0.7" in core[(AlertName.CPU_SATURATION, "warning")]["expr"]
-    assert core[(AlertName.SERVICE_DOWN, "critical")]["for"] == "3m"
-    assert ") > 0.25\n" in core[(AlertName.LATENCY_HIGH, "warning")]["expr"]
-    business = {(r["alert"], r["labels"]["severity"]): r for r in groups["business"]["rules"]}
-    assert ") > 1.0\n" in business[(AlertName.LATENCY_HIGH, "warning")]["expr"]  # the default stays
+    latency = {key: re.findall(r"\) > ([0-9.]+)\n", r["expr"]) for key in ("core", "business", "support")
+               for r in groups[key]["rules"] if r["alert"] == AlertName.LATENCY_HIGH}
+    assert latency == {"core": ["0.25"], "business": ["1.0"], "support": ["2.0"]}
 
 
 def test_rules_watch_what_the_program_deploys(platform, namespace):

@@ -45,9 +45,11 @@ def test_each_service_gets_the_credentials_of_its_own_dependencies_only(any_stac
     for spec in CATALOG.values():
         wanted = {f"{spec.name}-{d.value}" for d in Dependency if spec.name in USES[d]}
         assert secret_refs(any_stack, spec.name) - {f"{spec.name}-app-secrets"} == wanted, spec.name
-        for secret in wanted:
-            assert any_stack.get("Secret", secret)["metadata"]["labels"]["app.kubernetes.io/name"] in (
-                "postgres", "redis")
+        for secret in wanted:  # <service>-postgres is PostgreSQL's, <service>-redis Redis's
+            labels = any_stack.get("Secret", secret)["metadata"]["labels"]
+            assert labels["app.kubernetes.io/name"] == secret.rsplit("-", 1)[1], secret
+    # 23 services use PostgreSQL and 15 Redis: 38 credentials in all
+    assert sum(len(USES[d]) for d in Dependency) == 38
 
 
 def test_a_service_has_a_database_url_and_a_redis_url_from_its_secrets(any_stack):

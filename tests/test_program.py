@@ -43,7 +43,9 @@ def test_a_new_stack_needs_only_a_stack_file_with_environment_keys(tmp_path):
     config, secrets = stack_config("production-eu", root=tmp_path)
     run = run_stack("production-eu", config=config, secret_keys=secrets)
     assert run.outputs["urls"]["codai"] == "https://codai.eu.codai.dev"
-    assert run.get("HorizontalPodAutoscaler", "docs")["spec"]["minReplicas"] >= 2  # production-shaped defaults
+    # production-shaped defaults (highAvailability): support 2 to 4, core 3 to 12 (production's 15 is its own)
+    assert [run.get("HorizontalPodAutoscaler", name)["spec"][key] for name in ("docs", "codai")
+            for key in ("minReplicas", "maxReplicas")] == [2, 4, 3, 12]
     image = run.get("Deployment", "codai")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == "registry.eu.codai.dev/codai/codai:2024.12.1"
     hard = run.get("ResourceQuota", "codai-quota")["spec"]["hard"]

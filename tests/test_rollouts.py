@@ -101,9 +101,9 @@ def test_blue_green_serves_the_active_colour_and_previews_the_other():
     assert run.get("Service", "wallet")["spec"]["selector"]["codai.io/track"] == "blue"
     assert run.get("Service", "wallet-preview")["spec"]["selector"]["codai.io/track"] == "green"
     assert run.get("HorizontalPodAutoscaler", "wallet")["spec"]["scaleTargetRef"]["name"] == "wallet-blue"
-    # The idle colour stays at the floor, so switching back is instant.
-    assert run.get("Deployment", "wallet-green")["spec"]["replicas"] == \
-        run.get("HorizontalPodAutoscaler", "wallet")["spec"]["minReplicas"]
+    # The idle colour stays at the floor (production's business tier: 2), so switching back is instant.
+    assert run.get("HorizontalPodAutoscaler", "wallet")["spec"]["minReplicas"] == 2
+    assert run.get("Deployment", "wallet-green")["spec"]["replicas"] == 2
 
 
 def test_switching_colour_is_one_change_that_restarts_nothing():
