@@ -50,6 +50,8 @@ class Registered:
     ignore_changes: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)
+    #: ``customTimeouts`` as the engine gets them (``create``/``update``/``delete``), set ones only.
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     @property
     def is_kubernetes(self) -> bool:
@@ -154,9 +156,17 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                     ignore_changes=list(request.ignoreChanges),
                     aliases=[alias.urn or alias.spec.name for alias in request.aliases],
                     depends_on=list(request.dependencies),
+                    custom_timeouts=_timeouts(request),
                 )
             )
         return response
+
+
+def _timeouts(request: Any) -> dict[str, str]:
+    if not request.HasField("customTimeouts"):
+        return {}
+    timeouts = request.customTimeouts
+    return {key: getattr(timeouts, key) for key in ("create", "update", "delete") if getattr(timeouts, key)}
 
 
 def discover_stacks(root: Path = ROOT) -> list[str]:
