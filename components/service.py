@@ -45,8 +45,15 @@ from settings.rollout import RolloutStrategy
 
 HTTP_PORT_NAME = "http"
 METRICS_PORT_NAME = "metrics"
-#: Cluster-internal and link-local ranges: "external" egress never means another pod or the node.
-PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+#: Addresses that are not the public internet: "external" egress never means another pod, the node,
+#: the cloud's metadata endpoint (169.254.169.254) or a carrier-grade NAT neighbour.
+PRIVATE_RANGES = [
+    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",  # private (RFC 1918): pods, services, nodes
+    "169.254.0.0/16",  # link-local, the metadata endpoint included
+    "100.64.0.0/10",  # shared address space (RFC 6598), used by some clouds for pods
+    "0.0.0.0/8", "127.0.0.0/8",  # "this network" and loopback
+    "224.0.0.0/4", "240.0.0.0/4",  # multicast and reserved
+]
 
 
 

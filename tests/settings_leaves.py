@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import enum
-import fnmatch
 import json
 import multiprocessing
 import os
-import re
 import sys
 import types
 import typing
@@ -29,11 +26,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from services.tiers import Tier
-from settings.base import SettingsModel, duration_seconds
+from settings.base import SettingsModel
 from settings.loader import SettingsError, load_settings
-from settings.quantities import Cpu, Memory
 from settings.stack import StackSettings
-from tools.offline import PROJECT, run_stack, stack_values
+from tests.leaf_values import candidates
+from tests.render_diff import diff_renders, render, summary
+from tools.offline import stack_values
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS_DOC = ROOT / "docs" / "stacks.md"
@@ -74,28 +72,10 @@ COMPANIONS: dict[str, dict[str, Any]] = {
     "redis.mode": {"redis": {"external": _REDIS_EXTERNAL}},
 }
 
-#: Values tried first for leaves whose generic value would not do (pattern on the leaf key).
-EXPLICIT: dict[str, list[Any]] = {
-    "*.replicas.min": [3, 2],
-    "*.replicas.max": [5, 9],
-    "*.autoscaling.*": [55],
-    "postgres.backup.schedule": ["15 4 * * *"],
-    "environment.kubernetes.minVersion": ["1.31"],
-    "environment.kubernetes.maxVersion": ["1.33"],
-}
-
 #: Leaves that change no rendered object, each with where its effect is (proven by a test).
 NOT_RENDERED: dict[str, str] = {
     "environment.kubernetes.maxVersion": "the newest Kubernetes the objects are validated against (tools/validate.py)",
 }
-
-_GUESSES: dict[Any, list[Any]] = {
-    int: [3, 30, 500],
-    Cpu: ["123m", "1234m", "100"],
-    Memory: ["48Mi", "200Mi", "1234Mi", "3Gi", "500Gi"],
-    str: ["leaf-x", "https://leaf-x.example.com", "sha256:" + "a" * 64],
-}
-
 
 @dataclass(frozen=True)
 class Leaf:
@@ -227,56 +207,6 @@ def with_value(values: dict[str, Any], path: Path_, value: Any) -> dict[str, Any
     return result
 
 
-def _duration_twice(text: str) -> str:
-    seconds = int(duration_seconds(text) * 2) or 30
-    for unit, size in (("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
-
-
-def candidates(leaf: Leaf, now: Any) -> list[Any]:
-    """Values to try for ``leaf`` (currently ``now``): EXPLICIT's first, then ones derived from its type."""
-    tried = [v for pattern, values in EXPLICIT.items() if fnmatch.fnmatch(leaf.key, pattern) for v in values]
-    return tried + _derived(leaf.annotation, now)
-
-
-def _derived(kind: Any, now: Any) -> list[Any]:
-    """Bools flipped, another member, ints +-1, ratios moved, durations doubled, strings suffixed..."""
-    origin = typing.get_origin(kind)
-    values: list[Any]
-    if kind is bool:
-        values = [not now]
-    elif origin is typing.Literal:
-        values = list(typing.get_args(kind))
-    elif isinstance(kind, type) and issubclass(kind, enum.Enum):
-        values = [member.value for member in kind]
-    elif kind is int and now is not None:
-        values = [now + 1, now - 1]
-    elif kind is float:
-        values = [round(v, 4) for v in (now - 0.05, now * 0.5, now + 0.05, now * 1.5) if v > 0]
-    elif origin is dict:
-        first = next(iter(now), None) if now else None
-        values = [{**now, first: f"{now[first]}-x"}] if first is not None else []
-        values += [{**(now or {}), key: "x"} for key in ("LEAF_X", "leaf_x", "leafX")]
-    elif origin is list:
-        values = [[*(now or []), "leafX"], ["192.0.2.0/24"]]
-    elif isinstance(now, str):
-        values = [_duration_twice(now)] if _is_duration(now) else []
-        values += [f"{now}-x", *_GUESSES[str]]
-    else:
-        values = list(_GUESSES.get(kind, _GUESSES[str]))
-    return values
-
-
-def _is_duration(text: str) -> bool:
-    try:
-        duration_seconds(text)
-    except ValueError:
-        return False
-    return not text.isdigit()
-
-
 def _valid(values: dict[str, Any]) -> bool:
     try:
         load_settings(BASE_STACK, values)
@@ -297,20 +227,26 @@ def variant(leaf: Leaf) -> Variant:
     """The context with ``leaf`` set to the first valid value that differs from the context's."""
     base = context_values(leaf.context)
     now = current(base, leaf.path)
-    for value in candidates(leaf, now):
+    for value in candidates(leaf.key, leaf.annotation, now):
         if value == now:
             continue
         values = _merge(with_value(base, leaf.path, value), COMPANIONS.get(leaf.key, {}))
         if _valid(values):
             return Variant(leaf.key, leaf.context, value, values)
-    raise AssertionError(f"{leaf.key}: no candidate value is valid; add one to EXPLICIT in tests/settings_leaves.py")
+    raise AssertionError(f"{leaf.key}: no candidate value is valid; add one to EXPLICIT in tests/leaf_values.py")
 
 
 # --- observing ------------------------------------------------------------------------------------
 
 
-def config_of(values: dict[str, Any]) -> dict[str, str]:
-    return {f"{PROJECT}:{key}": json.dumps(value) for key, value in values.items()}
+_BASELINES: dict[str, dict[str, Any]] = {}
+
+
+def changes(context: str, values: dict[str, Any]) -> list[str]:
+    """``Kind:path`` of everything that differs between the context's render and this one (sorted)."""
+    if context not in _BASELINES:
+        _BASELINES[context] = render(BASE_STACK, context_values(context))
+    return diff_renders(_BASELINES[context], render(BASE_STACK, values))
 
 
 def _observe(batch: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, list[str]]]:
@@ -331,145 +267,6 @@ def observe_all(variants: list[Variant], processes: int | None = None) -> dict[s
     batches.sort(key=len, reverse=True)
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         return dict(pair for batch in pool.imap_unordered(_observe, batches) for pair in batch)
-
-
-# --- differences ----------------------------------------------------------------------------------
-
-#: Item fields that name a list item (a container, an alert, a rule group, a port).
-ITEM_KEYS = ("name", "alert", "record", "port")
-#: Above this many paths, a summary collapses to shorter ones (see :func:`summary`).
-MAX_PATHS = 8
-_MISSING = object()
-
-
-def render(values: dict[str, Any]) -> dict[str, Any]:
-    """What a render amounts to: every object with its resource options, and the stack outputs."""
-    run = run_stack(BASE_STACK, config=config_of(values), secret_keys=[])
-    objects: dict[str, Any] = {}
-    for resource in run.resources:
-        if resource.is_kubernetes:
-            manifest = resource.manifest(redact=False)  # mock passwords are deterministic
-            meta = manifest.get("metadata", {})
-            objects[f"{manifest['kind']}/{meta.get('namespace', '')}/{meta.get('name')}"] = {
-                "kind": manifest["kind"], "manifest": manifest,
-                "options": {"protect": resource.protect, "retainOnDelete": resource.retain_on_delete,
-                            "customTimeouts": resource.custom_timeouts}}
-    return {"objects": objects, "outputs": json.loads(json.dumps(run.outputs, default=str))}
-
-
-_BASELINES: dict[str, dict[str, Any]] = {}
-
-
-def changes(context: str, values: dict[str, Any]) -> list[str]:
-    """``Kind:path`` of everything that differs between the context's render and this one (sorted)."""
-    if context not in _BASELINES:
-        _BASELINES[context] = render(context_values(context))
-    return diff_renders(_BASELINES[context], render(values))
-
-
-def diff_renders(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
-    found: set[str] = set()
-    old, new = before["objects"], after["objects"]
-    for key in old.keys() | new.keys():
-        kind = (old.get(key) or new.get(key))["kind"]
-        if key not in new or key not in old:
-            found.add(f"{kind}:{'-' if key not in new else '+'}")
-            continue
-        for name, value in old[key]["options"].items():
-            if value != new[key]["options"][name]:
-                found.add(f"{kind}:@{name}")
-        found.update(f"{kind}:{_dotted(path)}" for path in diff_values(old[key]["manifest"], new[key]["manifest"]))
-    found.update(f"outputs:{_dotted(path)}" for path in diff_values(before["outputs"], after["outputs"]))
-    return sorted(found)
-
-
-def _dotted(path: tuple[str, ...]) -> str:
-    return ".".join(path)
-
-
-def _item_key(item: Any) -> str | None:
-    if not isinstance(item, dict):
-        return None
-    return next((str(item[key]) for key in ITEM_KEYS if key in item and not isinstance(item[key], (dict, list))), None)
-
-
-def _keyed(items: list[Any]) -> dict[str, Any] | None:
-    """Items by name; a name given twice (an alert in two severities) gets its severity: ``CpuSaturation/warning``."""
-    keys = [_item_key(item) for item in items]
-    if any(key is None for key in keys):
-        return None
-    if len(set(keys)) != len(keys):
-        keys = [f"{key}/{item.get('labels', {}).get('severity', '')}" for key, item in zip(keys, items, strict=True)]
-    if len(set(keys)) != len(keys):
-        return None
-    return {str(key): item for key, item in zip(keys, items, strict=True)}
-
-
-def diff_values(old: Any, new: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    """Paths of the leaves that differ; list items by their name (``[CodaiCpuHighWarning]``) or ``[]``."""
-    if old == new:
-        return
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(old.keys() | new.keys(), key=str):
-            yield from diff_values(old.get(key, _MISSING), new.get(key, _MISSING), (*path, str(key)))
-    elif isinstance(old, list) and isinstance(new, list) and path and any(isinstance(i, dict) for i in old + new):
-        for label, before, after in _pairs(old, new):
-            yield from diff_values(before, after, (*path[:-1], f"{path[-1]}[{label}]"))
-    else:
-        yield path
-
-
-def _pairs(old: list[Any], new: list[Any]) -> list[tuple[str, Any, Any]]:
-    """Items matched by name when every item has one, else by position (shown as ``[]``)."""
-    keyed_old, keyed_new = _keyed(old), _keyed(new)
-    if keyed_old is not None and keyed_new is not None:
-        names = sorted(keyed_old.keys() | keyed_new.keys())
-        return [(name, keyed_old.get(name, _MISSING), keyed_new.get(name, _MISSING)) for name in names]
-    padded = max(len(old), len(new))
-    old, new = old + [_MISSING] * (padded - len(old)), new + [_MISSING] * (padded - len(new))
-    return [("", before, after) for before, after in zip(old, new, strict=True)]
-
-
-def summary(found: list[str]) -> list[str]:
-    """``found`` made readable and deterministic: paths that differ only in one list key merge into
-    ``[*]`` (the same alert in every tier's group); when more than MAX_PATHS remain, paths are cut to
-    their first segments (``.*`` marks the cut) until few enough, down to the kinds alone."""
-    merged = _merge_keys(set(found))
-    if len(merged) <= MAX_PATHS:
-        return merged
-    for depth in (3, 2, 1):
-        short = sorted({_cut(entry, depth) for entry in merged})
-        if len(short) <= MAX_PATHS:
-            return short
-    return sorted({entry.split(":", 1)[0] for entry in merged})
-
-
-def _merge_keys(entries: set[str]) -> list[str]:
-    while True:
-        for entry in sorted(entries):
-            siblings = next((group for group in _sibling_groups(entry, entries) if len(group[1]) > 1), None)
-            if siblings:
-                entries = (entries - siblings[1]) | {siblings[0]}
-                break
-        else:
-            return sorted(entries)
-
-
-def _sibling_groups(entry: str, entries: set[str]) -> Iterator[tuple[str, set[str]]]:
-    """For each list key of ``entry``: the entry with ``[*]`` there, and the entries that match it."""
-    for match in re.finditer(r"\[([^\]]*)\]", entry):
-        if match.group(1) in ("", "*"):
-            continue
-        head, tail = entry[: match.start()], entry[match.end():]
-        same = {other for other in entries if other.startswith(f"{head}[") and other.endswith(f"]{tail}")
-                and "]" not in other[len(head) + 1: len(other) - len(tail) - 1]}
-        yield f"{head}[*]{tail}", same
-
-
-def _cut(entry: str, depth: int) -> str:
-    kind, path = entry.split(":", 1)
-    parts = [re.sub(r"\[[^\]]*\]", "[]", part) for part in path.split(".")]
-    return f"{kind}:{'.'.join(parts[:depth])}{'.*' if len(parts) > depth else ''}"
 
 
 # --- the doc ------------------------------------------------------------------------------------

@@ -323,6 +323,10 @@ def test_a_backup_restores_into_an_empty_server_with_the_same_rows(
     (backup,) = folder.iterdir()
     assert re.fullmatch(r"\d{8}T\d{6}Z", backup.name)
     assert sorted(p.name for p in backup.iterdir()) == ["SHA256SUMS", "codai.dump", "wallet.dump"]
+    # pg_restore's table of contents states the archive's format and compression (PostgreSQL 15 names
+    # the gzip level, 16 and later the method).
+    listing = run(["pg_restore", "--list", str(backup / "codai.dump")], os.environ).stdout
+    assert "Format: CUSTOM" in listing and re.search(r"Compression: (6|gzip)$", listing, re.MULTILINE), listing
 
     # The documented procedure: a new server, the bootstrap job, then the restore block of the doc.
     empty: Postgres = postgres_factory()

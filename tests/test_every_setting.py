@@ -1,7 +1,7 @@
 """Every setting a stack file can set changes the render, and docs/stacks.md says where.
 
 The leaves come from the settings models (tests/settings_leaves.py), so a new field is covered
-the moment it exists: it needs a value (derived, or in EXPLICIT), a context if it lives in an
+the moment it exists: it needs a value (derived, or in EXPLICIT of tests/leaf_values.py), a context if it lives in an
 optional block, an effect on the rendered objects, and its row in the doc
 (`.venv/bin/python -m tests.settings_leaves --write-doc`).
 """
@@ -16,6 +16,7 @@ import pytest
 from settings.base import SettingsModel
 from settings.loader import load_settings
 from settings.stack import StackSettings
+from tests import render_diff as rd
 from tests import settings_leaves as sl
 from tools import validate
 
@@ -85,7 +86,7 @@ def test_docs_stacks_md_lists_what_each_setting_changes(
 
 
 def _only(observed: dict[str, list[str]], key: str) -> list[str]:
-    return sl.summary(observed[key])
+    return rd.summary(observed[key])
 
 
 def test_a_tier_target_changes_only_the_hpa_metric(observed: dict[str, list[str]]) -> None:
@@ -121,7 +122,7 @@ def test_max_version_is_the_newest_kubernetes_the_objects_are_validated_against(
 def test_summaries_merge_list_keys_and_cut_long_lists() -> None:
     found = [f"PrometheusRule:spec.groups[codai.{tier}].rules[CpuSaturation/warning].expr"
              for tier in ("core", "data")] + ["PrometheusRule:spec.groups[codai.data].rules[X].for"]
-    assert sl.summary(found) == ["PrometheusRule:spec.groups[*].rules[CpuSaturation/warning].expr",
+    assert rd.summary(found) == ["PrometheusRule:spec.groups[*].rules[CpuSaturation/warning].expr",
                                  "PrometheusRule:spec.groups[codai.data].rules[X].for"]
-    many = [f"Kind{n}:spec.a.b.c" for n in range(sl.MAX_PATHS + 1)]
-    assert sl.summary(many) == sorted(f"Kind{n}" for n in range(sl.MAX_PATHS + 1))
+    many = [f"Kind{n}:spec.a.b.c" for n in range(rd.MAX_PATHS + 1)]
+    assert rd.summary(many) == sorted(f"Kind{n}" for n in range(rd.MAX_PATHS + 1))

@@ -206,8 +206,9 @@ DATA_RULES = {
         "ports": [{"protocol": "TCP", "port": 6379}]},
 }
 #: What "HTTPS to the internet" leaves out: RFC 1918, link-local (the cloud metadata address
-#: 169.254.169.254 included) and carrier-grade NAT (RFC 6598).
-PUBLIC_HTTPS_EXCEPT = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+#: 169.254.169.254 included), carrier-grade NAT (RFC 6598), "this network", loopback, multicast and reserved.
+PUBLIC_HTTPS_EXCEPT = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
+                       "0.0.0.0/8", "127.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4"]
 PUBLIC_HTTPS_RULE = {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": PUBLIC_HTTPS_EXCEPT}}],
                      "ports": [{"protocol": "TCP", "port": 443}]}
 
@@ -532,9 +533,9 @@ def test_disruption_budgets_and_surge_per_tier(stack):
 
 # --- backups ---------------------------------------------------------------------------------------------------------
 
-#: pg_dump's custom format (compressed with pg_dump's default for that format, no level given), one file
+#: pg_dump's custom format, compressed with gzip at level 6 (stated, not left to pg_dump's default), one file
 #: per database into a folder named after the UTC time, with checksums.
-PG_DUMP_LINE = ('pg_dump --format=custom --no-password --dbname="$db" --file="$work/$db.dump" '
+PG_DUMP_LINE = ('pg_dump --format=custom --compress=6 --no-password --dbname="$db" --file="$work/$db.dump" '
                 '|| fail "pg_dump of $db failed"')
 CHECKSUM_LINE = '(cd "$work" && sha256sum -- *.dump > SHA256SUMS)'
 RETENTION_LINE = 'ls -1 "$BACKUP_DIR" | expired "$BACKUP_KEEP" | while read -r old; do'

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Dumps each database of $BACKUP_DATABASES (pg_dump, custom format) into a new folder of
+# Dumps each database of $BACKUP_DATABASES (pg_dump, custom format, gzip level 6) into a new folder of
 # $BACKUP_DIR named after the UTC time, writes SHA256SUMS, then keeps the newest $BACKUP_KEEP.
 # A folder becomes a backup only once complete: until then it is <time>.partial.
 # Connection from the libpq environment (PGHOST, PGPORT, PGUSER or PGUSER_FILE,
@@ -17,7 +17,7 @@ work="$BACKUP_DIR/$stamp.partial"
 rm -rf "$BACKUP_DIR"/*.partial
 mkdir -p "$work"
 for db in $BACKUP_DATABASES; do
-  pg_dump --format=custom --no-password --dbname="$db" --file="$work/$db.dump" || fail "pg_dump of $db failed"
+  pg_dump --format=custom --compress=6 --no-password --dbname="$db" --file="$work/$db.dump" || fail "pg_dump of $db failed"
   log "backup: $db dumped ($(wc -c < "$work/$db.dump") bytes)"
 done
 (cd "$work" && sha256sum -- *.dump > SHA256SUMS)
