@@ -30,6 +30,9 @@ _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?(/[a-z0-9]([-a-z0-9._]*[a-z0-9])?)*$")
 _K8S_VERSION = re.compile(r"^1\.(\d{2})$")
+#: A label's name part, and a label value (which may be empty): Kubernetes' own syntax.
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
 def _dns_label(value: str) -> str:
@@ -66,6 +69,28 @@ def _registry(value: str) -> str:
     return value
 
 
+def _label_key(value: str) -> str:
+    """``name`` or ``prefix/name``, the prefix a DNS subdomain: a label or annotation key."""
+    prefix, _, name = value.rpartition("/")
+    prefix_ok = not prefix or (len(prefix) <= 253 and all(_DNS_LABEL.match(part) for part in prefix.split(".")))
+    if not (prefix_ok and _LABEL_NAME.match(name)):
+        raise ValueError(f"{value!r} is not a Kubernetes label key such as 'app.kubernetes.io/name' "
+                         "(an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_', '.')")
+    return value
+
+
+def _label_selector(value: dict[str, str]) -> dict[str, str]:
+    """Labels that select objects: at least one (an empty selector would match every pod), each valid."""
+    if not value:
+        raise ValueError("needs at least one label: an empty selector matches everything")
+    for key, text in value.items():
+        _label_key(key)
+        if not _LABEL_VALUE.match(text):
+            raise ValueError(f"{text!r} (of {key!r}) is not a label value (at most 63 letters, digits, '-', '_', "
+                             "'.', starting and ending with a letter or digit)")
+    return value
+
+
 def _k8s_version(value: str) -> str:
     if not _K8S_VERSION.match(value):
         raise ValueError(f"{value!r} is not a Kubernetes minor version such as '1.30'")
@@ -78,6 +103,9 @@ ImageTag = Annotated[str, AfterValidator(_image_tag)]
 ImageDigest = Annotated[str, AfterValidator(_digest)]
 Registry = Annotated[str, AfterValidator(_registry)]
 KubernetesVersion = Annotated[str, AfterValidator(_k8s_version)]
+LabelKey = Annotated[str, AfterValidator(_label_key)]
+#: Labels that pick objects (Prometheus's pods, the operator's selectors): never empty, never malformed.
+LabelSelector = Annotated[dict[str, str], AfterValidator(_label_selector)]
 
 
 def minor(version: str) -> int:

@@ -66,10 +66,21 @@ def _host(value: str) -> str:
     return value
 
 
+#: Each cron field's name and the values it may hold (day of week: 0 and 7 are Sunday).
+_CRON_RANGES = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+
+
 def _cron(value: str) -> str:
     fields = value.split()
     if len(fields) != 5 or not all(_CRON_FIELD.match(field) for field in fields):
         raise ValueError(f"{value!r} is not a five-field cron schedule such as '30 2 * * *' (numbers, *, -, /, ,)")
+    # Kubernetes refuses a CronJob whose schedule is out of range; say so before anything is deployed.
+    for field, (name, low, high) in zip(fields, _CRON_RANGES, strict=True):
+        for number in re.findall(r"(?<!/)\d+", field):
+            if not low <= int(number) <= high:
+                raise ValueError(f"{value!r}: {name} {number} is outside {low}-{high}")
+        if any(int(step) == 0 for step in re.findall(r"/(\d+)", field)):
+            raise ValueError(f"{value!r}: a step of 0 in the {name} field never advances")
     return value
 
 
@@ -263,7 +274,8 @@ class ExternalPostgres(ExternalServer):
         description="libpq sslmode of every connection. verify-full (the default) checks the server's certificate "
         "against the system CA bundle (sslrootcert=system); use require for a server signed by a private CA.",
     )
-    admin_database: str = Field(default="postgres", min_length=1, description="Database the administrator "
+    admin_database: str = Field(default="postgres", min_length=1, max_length=63,
+                                pattern=r"^[A-Za-z_][A-Za-z0-9_$-]*$", description="Database the administrator "
                                 "connects to for the bootstrap and the backups' list of databases.")
 
 
@@ -363,6 +375,10 @@ class PostgresSettings(ServerSettings):
         bad = sorted(name for name in self.parameters if not _PARAMETER.match(name))
         if bad:
             raise ValueError(f"parameters {bad} are not postgresql.conf parameter names (lowercase, '_')")
+        # A line break would end the line in postgresql.conf and let a value set other parameters.
+        unprintable = sorted(name for name, value in self.parameters.items() if not value.isprintable())
+        if unprintable:
+            raise ValueError(f"parameters {unprintable} hold a line break or another control character")
         if self.in_cluster and self.connection_limit_per_service >= self.max_connections:
             raise ValueError(f"connectionLimitPerService {self.connection_limit_per_service} must stay below "
                              f"maxConnections {self.max_connections}")

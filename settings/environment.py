@@ -73,7 +73,7 @@ class ResolvedQuota(SettingsModel):
 
 class Subject(SettingsModel):
     kind: Literal["Group", "User", "ServiceAccount"]
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=r"^\S+$", description="Group, user or ServiceAccount name (no spaces).")
     namespace: DnsLabel | None = Field(default=None, description="Required for a ServiceAccount.")
 
     @model_validator(mode="after")

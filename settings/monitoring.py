@@ -14,7 +14,15 @@ from pydantic import AfterValidator, Field, HttpUrl, field_validator, model_vali
 from pydantic.alias_generators import to_camel
 
 from services.tiers import Tier
-from settings.base import DnsLabel, Duration, PositiveDuration, SettingsModel, duration_seconds
+from settings.base import (
+    DnsLabel,
+    Duration,
+    LabelKey,
+    LabelSelector,
+    PositiveDuration,
+    SettingsModel,
+    duration_seconds,
+)
 
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
@@ -171,11 +179,11 @@ class AlertmanagerSettings(SettingsModel):
 
 
 class GrafanaSettings(SettingsModel):
-    dashboard_labels: dict[str, str] = Field(
+    dashboard_labels: LabelSelector = Field(
         default_factory=lambda: {"grafana_dashboard": "1"},
         description="Labels the Grafana dashboard sidecar watches ConfigMaps for (kube-prometheus-stack default).",
     )
-    folder_annotation: str = Field(
+    folder_annotation: LabelKey = Field(
         default="grafana_folder", description="Annotation the sidecar reads the dashboard folder from."
     )
     folder: str = Field(default="Codai", min_length=1)
@@ -183,11 +191,11 @@ class GrafanaSettings(SettingsModel):
 
 class MonitoringSettings(SettingsModel):
     namespace: DnsLabel = Field(default="monitoring", description="Namespace of Prometheus (and Alertmanager).")
-    prometheus_pod_labels: dict[str, str] = Field(
+    prometheus_pod_labels: LabelSelector = Field(
         default_factory=lambda: {"app.kubernetes.io/name": "prometheus"},
         description="Labels of the Prometheus pods; NetworkPolicies admit scrapes only from them.",
     )
-    selector_labels: dict[str, str] = Field(
+    selector_labels: LabelSelector = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"},
         description="Labels the Prometheus operator selects ServiceMonitors and PrometheusRules by.",
     )
