@@ -276,15 +276,27 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+TABLE_HEAD = ["| key | value the test sets | what changes in the render |", "|---|---|---|"]
+
+
+def row(v: Variant, found: list[str]) -> str:
+    """The doc's line for one leaf: its key, the value set, and the summary of what changed."""
+    shown = ", ".join(f"`{_cell(c)}`" for c in summary(found)) if found else ""
+    if not found and v.leaf in NOT_RENDERED:
+        shown = f"no object: {NOT_RENDERED[v.leaf]}"
+    return f"| `{v.leaf}` | `{_cell(json.dumps(v.value))}` | {shown} |"
+
+
 def table(variants: list[Variant], observed: dict[str, list[str]]) -> str:
-    rows = ["| key | value the test sets | what changes in the render |", "|---|---|---|"]
-    for v in variants:
-        found = observed[v.leaf]
-        shown = ", ".join(f"`{_cell(c)}`" for c in summary(found)) if found else ""
-        if not found and v.leaf in NOT_RENDERED:
-            shown = f"no object: {NOT_RENDERED[v.leaf]}"
-        rows.append(f"| `{v.leaf}` | `{_cell(json.dumps(v.value))}` | {shown} |")
-    return "\n".join(rows)
+    return "\n".join([*TABLE_HEAD, *(row(v, observed[v.leaf]) for v in variants)])
+
+
+def doc_rows(text: str) -> dict[str, str]:
+    """The doc table's lines by key, in their order."""
+    lines = doc_table(text).splitlines()
+    if lines[:2] != TABLE_HEAD:
+        raise ValueError(f"{STACKS_DOC.name}: the settings table must start with {TABLE_HEAD[0]!r}")
+    return {line.split("`", 2)[1]: line for line in lines[2:]}
 
 
 def doc_table(text: str) -> str:

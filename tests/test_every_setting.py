@@ -29,12 +29,29 @@ def variants() -> list[sl.Variant]:
     return [sl.variant(leaf) for leaf in LEAVES]
 
 
+def _wanted(items: list[pytest.Item]) -> set[str]:
+    """The leaves the selected tests of this module look at: a test parametrized by ``key`` needs that leaf,
+    any other test that reads ``observed`` needs them all. (``make mutants`` runs single rows, in seconds.)"""
+    wanted: set[str] = set()
+    for item in items:
+        if not isinstance(item, pytest.Function) or item.module is None or item.module.__name__ != __name__:
+            continue
+        if "observed" not in item.fixturenames:
+            continue
+        params = getattr(item, "callspec", None)
+        if params is None or "key" not in params.params:
+            return set(KEYS)
+        wanted.add(params.params["key"])
+    return wanted
+
+
 @pytest.fixture(scope="module")
-def observed(variants: list[sl.Variant]) -> dict[str, list[str]]:
-    """Each leaf's changes: one render per leaf plus one per context, in worker processes."""
+def observed(request: pytest.FixtureRequest, variants: list[sl.Variant]) -> dict[str, list[str]]:
+    """Each selected leaf's changes: one render per leaf plus one per context, in worker processes."""
+    wanted = _wanted(request.session.items)
     started = time.monotonic()
-    found = sl.observe_all(variants)
-    print(f"\n{len(variants)} leaves rendered in {time.monotonic() - started:.0f} s")
+    found = sl.observe_all([v for v in variants if v.leaf in wanted])
+    print(f"\n{len(found)} leaves rendered in {time.monotonic() - started:.0f} s")
     return found
 
 
@@ -75,14 +92,20 @@ def test_every_setting_changes_the_render(key: str, observed: dict[str, list[str
                            "(or, if its effect is outside the objects, list it in NOT_RENDERED with a test)")
 
 
-def test_docs_stacks_md_lists_what_each_setting_changes(
-        variants: list[sl.Variant], observed: dict[str, list[str]]) -> None:
-    written = sl.doc_table(sl.STACKS_DOC.read_text()).splitlines()
-    generated = sl.table(variants, observed).splitlines()
-    stale = sorted(set(written) ^ set(generated))
-    assert written == generated, ("docs/stacks.md's settings table differs from what the settings change "
-                                  "(fix the code, or after a deliberate change run "
-                                  "`.venv/bin/python -m tests.settings_leaves --write-doc`):\n" + "\n".join(stale))
+REGENERATE = ("fix the code, or after a deliberate change run "
+              "`.venv/bin/python -m tests.settings_leaves --write-doc`")
+
+
+def test_docs_stacks_md_has_a_row_for_every_setting_in_order() -> None:
+    assert list(sl.doc_rows(sl.STACKS_DOC.read_text())) == KEYS, f"docs/stacks.md's settings table: {REGENERATE}"
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_docs_stacks_md_says_what_the_setting_changes(
+        key: str, variants: list[sl.Variant], observed: dict[str, list[str]]) -> None:
+    [v] = [v for v in variants if v.leaf == key]
+    written = sl.doc_rows(sl.STACKS_DOC.read_text()).get(key)
+    assert written == sl.row(v, observed[key]), f"docs/stacks.md differs from what {key} changes: {REGENERATE}"
 
 
 def _only(observed: dict[str, list[str]], key: str) -> list[str]:

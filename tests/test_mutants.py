@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tools.mutants import CLASSES, Mutant, load_mutants, summary, try_mutant
+from tools.mutants import CLASSES, ROOT, Mutant, load_mutants, summary, try_mutant
 
 MUTANTS = load_mutants()
 
@@ -51,3 +53,19 @@ def test_a_stale_mutant_is_refused_with_the_reason(tmp_path: Path) -> None:
     stale = _mutant("MAX_RETRIES = 5", "MAX_RETRIES = 6")
     assert stale.problems(_toy_project(tmp_path)) == [
         "toy: `find` must occur exactly once in limits.py; the text occurs 0 times"]
+
+
+def test_every_test_a_mutant_names_is_collected() -> None:
+    """A node id that no longer exists would make pytest stop with a usage error, not catch the mutant."""
+    named = sorted({test for mutant in MUTANTS for test in mutant.tests})
+    result = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *named],
+                            cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout[-2000:]
+
+
+def test_a_mutant_whose_tests_cannot_run_is_not_counted_as_caught(tmp_path: Path) -> None:
+    project = _toy_project(tmp_path)
+    broken = Mutant(id="toy", kind="setting", why="toy", file="limits.py", find="MAX_RETRIES = 3",
+                    replace="MAX_RETRIES = 30", tests=("test_limits.py::test_no_such_test",))
+    outcome = try_mutant(project, broken)
+    assert not outcome.killed and outcome.detail == "the tests could not run (pytest exit status 4)"

@@ -108,6 +108,7 @@ def scratch_copy(destination: Path, root: Path = ROOT) -> Path:
 
 def run_tests(copy: Path, tests: Iterable[str]) -> tuple[bool, str]:
     """Run ``tests`` in ``copy``: (passed, the first failure or the reason)."""
+    pytest_failed = 1
     command = [str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                "--no-header", "-o", "addopts=", *tests]
     environment = {**os.environ, "CI": "true", "PYTHONDONTWRITEBYTECODE": "1"}
@@ -118,6 +119,10 @@ def run_tests(copy: Path, tests: Iterable[str]) -> tuple[bool, str]:
         return True, f"timed out after {TIMEOUT_SECONDS} s"
     if result.returncode == 0:
         return True, "every test passed"
+    if result.returncode != pytest_failed:
+        # Not "a test failed" (1) but a usage error, nothing collected, an internal error: the mutant
+        # proves nothing either way, so it is not counted as caught.
+        return True, f"the tests could not run (pytest exit status {result.returncode})"
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, flags=re.MULTILINE)
     last_lines = (result.stdout.strip() or result.stderr.strip() or "no output").splitlines()
     return False, failed[0] if failed else last_lines[-1]
