@@ -15,12 +15,16 @@ that can break without a test noticing. The exit status is 1 when any survives.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import queue
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -106,25 +110,45 @@ def scratch_copy(destination: Path, root: Path = ROOT) -> Path:
     return destination
 
 
+#: Process groups of the test runs under way, stopped whole if the gate itself is stopped.
+_RUNNING: set[int] = set()
+
+
+def _stop_running() -> None:
+    for group in list(_RUNNING):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+
+
 def run_tests(copy: Path, tests: Iterable[str]) -> tuple[bool, str]:
     """Run ``tests`` in ``copy``: (passed, the first failure or the reason)."""
     pytest_failed = 1
     command = [str(ROOT / ".venv" / "bin" / "python"), "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
                "--no-header", "-o", "addopts=", *tests]
     environment = {**os.environ, "CI": "true", "PYTHONDONTWRITEBYTECODE": "1"}
+    # A session of its own: the tests start worker processes, which must stop with them.
+    process = subprocess.Popen(command, cwd=copy, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, start_new_session=True)
+    _RUNNING.add(process.pid)
     try:
-        result = subprocess.run(command, cwd=copy, env=environment, capture_output=True, text=True,
-                                timeout=TIMEOUT_SECONDS, check=False)
+        stdout, stderr = process.communicate(timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
         return True, f"timed out after {TIMEOUT_SECONDS} s"
-    if result.returncode == 0:
+    except BaseException:  # the gate is stopped while this run is under way
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    finally:
+        _RUNNING.discard(process.pid)
+    if process.returncode == 0:
         return True, "every test passed"
-    if result.returncode != pytest_failed:
+    if process.returncode != pytest_failed:
         # Not "a test failed" (1) but a usage error, nothing collected, an internal error: the mutant
         # proves nothing either way, so it is not counted as caught.
-        return True, f"the tests could not run (pytest exit status {result.returncode})"
-    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", result.stdout, flags=re.MULTILINE)
-    last_lines = (result.stdout.strip() or result.stderr.strip() or "no output").splitlines()
+        return True, f"the tests could not run (pytest exit status {process.returncode})"
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", stdout, flags=re.MULTILINE)
+    last_lines = (stdout.strip() or stderr.strip() or "no output").splitlines()
     return False, failed[0] if failed else last_lines[-1]
 
 
@@ -145,23 +169,35 @@ def run_all(mutants: Sequence[Mutant], jobs: int) -> list[Outcome]:
     with tempfile.TemporaryDirectory(prefix="codai-mutants-") as scratch:
         copies = [scratch_copy(Path(scratch) / f"copy-{n}") for n in range(jobs)]
         baseline = sorted({test for mutant in mutants for test in mutant.tests})
-        print(f"baseline: {len(baseline)} test file(s) unmutated ...", flush=True)
+        print(f"baseline: the {len(baseline)} tests and test files the mutants name, unmutated ...", flush=True)
         passed, detail = run_tests(copies[0], baseline)
         if not passed:
             raise SystemExit(f"the tests fail before any mutation ({detail}); fix them first")
-        queues = [list(mutants[n::jobs]) for n in range(jobs)]
+        waiting: queue.SimpleQueue[Mutant] = queue.SimpleQueue()
+        for mutant in mutants:
+            waiting.put(mutant)
+        stopping = threading.Event()
 
-        def work(n: int) -> list[Outcome]:
+        def work(copy: Path) -> list[Outcome]:
             outcomes = []
-            for mutant in queues[n]:
-                outcome = try_mutant(copies[n], mutant)
+            while not stopping.is_set():
+                try:
+                    mutant = waiting.get_nowait()
+                except queue.Empty:
+                    break
+                outcome = try_mutant(copy, mutant)
                 verdict = "killed  " if outcome.killed else "SURVIVED"
                 print(f"{verdict} {mutant.id:<48} {outcome.seconds:6.1f} s  {outcome.detail}", flush=True)
                 outcomes.append(outcome)
             return outcomes
 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            results = [outcome for batch in pool.map(work, range(jobs)) for outcome in batch]
+            try:
+                results = [outcome for batch in pool.map(work, copies) for outcome in batch]
+            except BaseException:
+                stopping.set()  # the workers take no further mutant, and the running tests are stopped
+                _stop_running()
+                raise
     order = {mutant.id: n for n, mutant in enumerate(mutants)}
     return sorted(results, key=lambda outcome: order[outcome.mutant.id])
 
@@ -200,6 +236,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{mutant.id:<48} {mutant.kind:<12} {mutant.file}: {mutant.why}")
         return 0
     started = time.monotonic()
+    # Stopped by SIGTERM as by Ctrl-C: no test run may outlive the gate (run_all stops them).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     outcomes = run_all(mutants, args.jobs)
     print(summary(outcomes))
     print(f"in {time.monotonic() - started:.0f} s")
