@@ -149,6 +149,34 @@ def test_hpa_bounds_per_tier_and_stack(stack, name):
     assert pdb["maxUnavailable"] == PDB_MAX_UNAVAILABLE[CATALOG[name].tier] and "minAvailable" not in pdb
 
 
+#: Requests and limits of every service container per stack and tier: the sizing profile's row
+#: (`minimal` in staging, `highAvailability` in production), which neither stack file overrides.
+RESOURCES = {
+    "staging": {
+        Tier.CORE: {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        Tier.BUSINESS: {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+        Tier.SUPPORT: {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "250m", "memory": "256Mi"}},
+    },
+    "production": {
+        Tier.CORE: {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+        Tier.BUSINESS: {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        Tier.SUPPORT: {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+    },
+}
+#: HPA targets in % of the request, the same in every tier and stack unless a stack file says otherwise.
+HPA_TARGETS = {"cpu": 70, "memory": 80}
+
+
+@pytest.mark.parametrize("stack", sorted(RESOURCES))
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_containers_are_sized_per_tier_and_stack(stack, name):
+    run = stack_run(stack)
+    [container] = run.get("Deployment", name)["spec"]["template"]["spec"]["containers"]
+    assert container["resources"] == RESOURCES[stack][CATALOG[name].tier]
+    metrics = run.get("HorizontalPodAutoscaler", name)["spec"]["metrics"]
+    assert {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in metrics} == HPA_TARGETS
+
+
 def test_hpa_owns_replicas_after_creation(production):
     assert "spec.replicas" in production.resource("Deployment", "codai").ignore_changes
 
