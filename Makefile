@@ -88,10 +88,14 @@ system-deps:
 bench: $(VENV)/.runtime-installed
 	$(PY) -m tools.bench
 
-## The mutation gate: apply each realistic defect of tests/mutants.yaml alone, on a scratch copy, and
-## report those no test catches (docs/security.md). Not part of `make test`: it takes a while.
-mutants: $(VENV)/.dev-installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed system-deps
+## The mutation gate: apply each realistic defect of tests/mutants.yaml alone, on a scratch copy, then
+## mutmut on the pure generators, and report what no test catches (docs/security.md). Not part of `make test`.
+mutants: $(VENV)/.mutants-installed $(CHECKOV_VENV)/.installed $(POLICY_VENV)/.installed system-deps
 	$(PY) -m tools.mutants $(if $(ONLY),--only $(ONLY))
+
+$(VENV)/.mutants-installed: requirements-mutants.txt $(VENV)/.dev-installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-mutants.txt
+	touch $@
 
 ## Real deploys on the local cluster beside kubectl's floor, per stack (docs/performance.md); about 15 minutes.
 bench-cluster: tools $(VENV)/.runtime-installed $(POLICY_VENV)/.installed

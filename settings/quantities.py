@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler
@@ -33,8 +33,10 @@ class _Quantity:
 
     @classmethod
     def __get_pydantic_core_schema__(cls, _source: Any, _handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls.parse, serialization=core_schema.to_string_ser_schema()
+        # Built when a model class is defined, before mutmut picks a mutant: it cannot test this line
+        # (tests/test_value_types.py checks the text a quantity dumps to).
+        return core_schema.no_info_plain_validator_function(  # pragma: no mutate
+            cls.parse, serialization=core_schema.to_string_ser_schema()  # pragma: no mutate
         )
 
 
@@ -60,9 +62,6 @@ class Cpu(_Quantity):
     def __str__(self) -> str:
         return str(self.millis // 1000) if self.millis % 1000 == 0 else f"{self.millis}m"
 
-    def __mul__(self, factor: int) -> Cpu:
-        return Cpu(self.millis * factor)
-
 
 @dataclass(frozen=True, order=True)
 class Memory(_Quantity):
@@ -77,10 +76,7 @@ class Memory(_Quantity):
         match = _MEMORY.match(str(value).strip())
         if not match:
             raise ValueError(f"{value!r} is not a memory quantity; use Ki, Mi, Gi or Ti ('512Mi', '2Gi')")
-        try:
-            amount = Decimal(match["number"]) * _MEMORY_UNITS[match["unit"]]
-        except InvalidOperation as error:  # pragma: no cover - the regex admits only numbers
-            raise ValueError(str(error)) from error
+        amount = Decimal(match["number"]) * _MEMORY_UNITS[match["unit"]]  # the pattern admits only numbers
         if amount != int(amount) or amount <= 0:
             raise ValueError(f"{value!r} must be a positive whole number of bytes")
         return cls(int(amount))
@@ -91,10 +87,3 @@ class Memory(_Quantity):
             if self.bytes % size == 0:
                 return f"{self.bytes // size}{unit}"
         return str(self.bytes)
-
-    def __mul__(self, factor: int) -> Memory:
-        return Memory(self.bytes * factor)
-
-    @property
-    def mebibytes(self) -> float:
-        return self.bytes / 2**20

@@ -1,7 +1,7 @@
 """The mutation gate: apply realistic defects one at a time and check that a test catches each.
 
-    python -m tools.mutants                 # every mutant of tests/mutants.yaml (make mutants)
-    python -m tools.mutants --only ID ...   # some of them
+    python -m tools.mutants                 # every mutant of tests/mutants.yaml, then mutmut (make mutants)
+    python -m tools.mutants --only ID ...   # some of them (no mutmut)
     python -m tools.mutants --list          # the list, without running anything
 
 Each mutant replaces one exact piece of text in one tracked file (it must occur exactly once,
@@ -9,13 +9,18 @@ so the list cannot rot silently while the code moves on) and names the tests tha
 catch it. The tool copies the working tree's tracked files into a scratch folder, proves
 those tests pass there unmutated, then applies each mutant alone, runs its tests with
 ``CI=true`` and restores the file. A mutant the tests do not fail on *survives*: a property
-that can break without a test noticing. The exit status is 1 when any survives.
+that can break without a test noticing.
+
+Then mutmut, a mutation tool from PyPI, changes every operator, constant and string of the pure
+generators and value types that pyproject.toml's ``[tool.mutmut]`` names, one at a time, against
+the fast tests that cover them. The exit status is 1 when any mutant of either stage survives.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import queue
 import re
@@ -202,6 +207,40 @@ def run_all(mutants: Sequence[Mutant], jobs: int) -> list[Outcome]:
     return sorted(results, key=lambda outcome: order[outcome.mutant.id])
 
 
+@dataclass(frozen=True)
+class MutmutScore:
+    """What mutmut made of the modules pyproject.toml's [tool.mutmut] names."""
+
+    killed: int
+    total: int
+    #: Mutants no test failed on, or that no selected test covers, by mutmut's name.
+    missed: tuple[str, ...]
+
+
+def run_mutmut(copy: Path, jobs: int) -> MutmutScore:
+    """mutmut 3 in a scratch copy: every operator and constant of the listed modules, against their tests."""
+    python = str(ROOT / ".venv" / "bin" / "python")
+    environment = {**os.environ, "CI": "true", "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def mutmut(*arguments: str) -> str:
+        process = subprocess.Popen([python, "-m", "mutmut", *arguments], cwd=copy, env=environment,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        _RUNNING.add(process.pid)
+        try:
+            output, _ = process.communicate()
+        finally:
+            _RUNNING.discard(process.pid)
+        if process.returncode != 0:
+            raise SystemExit(f"mutmut {arguments[0]} failed:\n{output[-2000:]}")
+        return output
+
+    mutmut("run", "--max-children", str(jobs))
+    mutmut("export-cicd-stats")
+    stats = json.loads((copy / "mutants" / "mutmut-cicd-stats.json").read_text())
+    missed = tuple(line.strip() for line in mutmut("results").splitlines() if ": " in line)
+    return MutmutScore(killed=stats["killed"], total=stats["total"], missed=missed)
+
+
 def summary(outcomes: Sequence[Outcome]) -> str:
     killed = sum(outcome.killed for outcome in outcomes)
     lines = [f"{killed} of {len(outcomes)} mutants killed ({100 * killed // max(len(outcomes), 1)} %)"]
@@ -218,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", nargs="+", metavar="ID", help="run these mutants only")
     parser.add_argument("--list", action="store_true", help="print the list and exit")
+    parser.add_argument("--no-mutmut", action="store_true", help="the curated list only (implied by --only)")
     parser.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)),
                         help="scratch copies run in parallel (default: 2, or 1 on one core)")
     args = parser.parse_args(argv)
@@ -241,7 +281,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     outcomes = run_all(mutants, args.jobs)
     print(summary(outcomes))
     print(f"in {time.monotonic() - started:.0f} s")
-    return 0 if all(outcome.killed for outcome in outcomes) else 1
+    caught = all(outcome.killed for outcome in outcomes)
+    if not (args.only or args.no_mutmut):
+        started = time.monotonic()
+        print("mutmut: every operator and constant of the pure generators (pyproject.toml [tool.mutmut]) ...",
+              flush=True)
+        with tempfile.TemporaryDirectory(prefix="codai-mutmut-") as scratch:
+            score = run_mutmut(scratch_copy(Path(scratch)), args.jobs)
+        print(f"mutmut: {score.killed} of {score.total} mutants killed, in {time.monotonic() - started:.0f} s")
+        print("\n".join(f"  missed: {line}" for line in score.missed))
+        caught = caught and not score.missed
+    return 0 if caught else 1
 
 
 if __name__ == "__main__":

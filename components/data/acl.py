@@ -84,7 +84,7 @@ def _rules(user: AclUser, passwords: Mapping[str, str]) -> list[str]:
 def _check(users: Sequence[AclUser]) -> None:
     names = [user.name for user in users]
     if len(set(names)) != len(names):
-        raise ValueError(f"Redis users listed twice: {sorted(n for n in names if names.count(n) > 1)}")
+        raise ValueError(f"Redis users listed twice: {sorted({n for n in names if names.count(n) > 1})}")
     bad = [name for name in names if not _USER.match(name)]
     if bad:
         raise ValueError(f"{bad} are not Redis user names this program makes (lowercase, digits, '-', '_')")
