@@ -1,7 +1,7 @@
 """The shared foundation: namespace with Pod Security Admission, quota, limits, network and access policy.
 
-PodSecurityPolicy, which the seed names, was removed in Kubernetes 1.25; its replacement is
-Pod Security Admission, configured by namespace labels.
+PodSecurityPolicy was removed in Kubernetes 1.25; its replacement is Pod Security Admission,
+configured by namespace labels.
 """
 
 from __future__ import annotations

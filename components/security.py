@@ -73,6 +73,14 @@ IMAGE_PINNED_BY_TAG = ScannerException(
     _WORKLOADS,
     "workloads whose images are pinned by tag, not by digest",
 )
+
+
+def pinned_by_tag_skips(*images: str) -> list[ScannerException]:
+    """The exception for workloads any of whose images is pinned by tag (``name:tag``) rather than by
+    digest (``name@sha256:...``): the one place that tells the two apart."""
+    return [IMAGE_PINNED_BY_TAG] if any("@sha256:" not in image for image in images) else []
+
+
 #: The services read their credentials from environment variables (twelve-factor).
 SECRETS_AS_ENVIRONMENT = ScannerException(
     "CKV_K8S_35",

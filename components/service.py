@@ -31,10 +31,10 @@ from components.contracts import DependencyBinding
 from components.foundation import dns_egress_rule
 from components.labels import TRACK, labels, metadata, selector, track_selector
 from components.security import (
-    IMAGE_PINNED_BY_TAG,
     SECRETS_AS_ENVIRONMENT,
     ScannerException,
     container_security_context,
+    pinned_by_tag_skips,
     pod_security_context,
 )
 from settings.base import duration_seconds
@@ -234,7 +234,7 @@ class CodaiService(PlatformComponent):
         # The stable track keeps the plain names, so a service that never used canary or
         # colours has the same URN and object name it always had.
         suffix = deployment_name("", workload.track)
-        skips = [IMAGE_PINNED_BY_TAG] if "@" not in workload.image else []
+        skips = pinned_by_tag_skips(workload.image)
         if secret_names:
             skips.append(SECRETS_AS_ENVIRONMENT)
         return k8s.apps.v1.Deployment(

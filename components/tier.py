@@ -9,7 +9,7 @@ import pulumi
 
 from components.base import PlatformComponent
 from components.service import CodaiService, ServiceArgs
-from services.tiers import TIER_POLICIES, Tier, TierPolicy
+from services.tiers import Tier
 from settings.resolve import ResolvedService
 
 
@@ -42,10 +42,6 @@ class TierComponent(PlatformComponent):
             for plan in args.services
         }
         self.register_outputs({"services": sorted(self.services)})
-
-    @property
-    def policy(self) -> TierPolicy:
-        return TIER_POLICIES[self.tier]
 
 
 class CoreTier(TierComponent):

@@ -2,7 +2,7 @@
 
 Tiers: ``core`` (codai, memorai, logai), ``business`` (the other 8 core apps)
 and ``support`` (the 18 extended services). Names are Kubernetes-safe
-(the seed's ``AIDE`` is ``aide``). Adding a service is adding an entry here;
+(``AIDE`` is ``aide``). Adding a service is adding an entry here;
 nothing else in the program names a service.
 """
 

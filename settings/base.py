@@ -8,6 +8,9 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
+#: A stack-file key path and what is wrong there: the unit of every validation error.
+Problem = tuple[str, str]
+
 
 class SettingsModel(BaseModel):
     """Base of every stack-config model.
@@ -32,6 +35,7 @@ _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d+)?(/[a-z0-9]([-a-z0
 _K8S_VERSION = re.compile(r"^1\.(\d{2})$")
 #: A label's name part, and a label value (which may be empty): Kubernetes' own syntax.
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
@@ -91,6 +95,12 @@ def _label_selector(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _secret_key(value: str) -> str:
+    if not _SECRET_KEY.match(value):
+        raise ValueError(f"{value!r} is not a valid Secret key (letters, digits, '-', '_', '.')")
+    return value
+
+
 def _k8s_version(value: str) -> str:
     if not _K8S_VERSION.match(value):
         raise ValueError(f"{value!r} is not a Kubernetes minor version such as '1.30'")
@@ -104,6 +114,8 @@ ImageDigest = Annotated[str, AfterValidator(_digest)]
 Registry = Annotated[str, AfterValidator(_registry)]
 KubernetesVersion = Annotated[str, AfterValidator(_k8s_version)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
+#: A key of a Kubernetes Secret's data.
+SecretKey = Annotated[str, AfterValidator(_secret_key)]
 #: Labels that pick objects (Prometheus's pods, the operator's selectors): never empty, never malformed.
 LabelSelector = Annotated[dict[str, str], AfterValidator(_label_selector)]
 

@@ -16,13 +16,10 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, Field, IPvAnyNetwork, model_validator
 
-from settings.base import DnsLabel, SettingsModel
+from settings.base import DnsLabel, Problem, SecretKey, SettingsModel
 from settings.defaults import SizingProfile
 from settings.quantities import Cpu, Memory
 from settings.workload import Resources
-
-#: A stack-file key path and what is wrong there (same shape as :mod:`settings.resolve`).
-Problem = tuple[str, str]
 
 Mode = Literal["inCluster", "external"]
 #: libpq ``sslmode`` values that make sense for a server across a network.
@@ -36,7 +33,6 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 _PARAMETER = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
-_ENV_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 
 def _pinned_image(value: str) -> str:
@@ -84,16 +80,9 @@ def _cron(value: str) -> str:
     return value
 
 
-def _env_key(value: str) -> str:
-    if not _ENV_KEY.match(value):
-        raise ValueError(f"{value!r} is not a valid Secret key (letters, digits, '-', '_', '.')")
-    return value
-
-
 PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
 Host = Annotated[str, AfterValidator(_host)]
 CronSchedule = Annotated[str, AfterValidator(_cron)]
-SecretKey = Annotated[str, AfterValidator(_env_key)]
 
 
 # --- sizing -----------------------------------------------------------------------------------

@@ -16,12 +16,14 @@ from pydantic import ValidationError
 
 from services.catalog import CATALOG, Catalog
 from services.tiers import Tier
+from settings.base import Problem
 from settings.data import Footprint, footprint
 from settings.environment import ResolvedQuota
 from settings.quantities import Cpu, Memory
-from settings.resolve import Problem, ResolvedService, resolve_services
+from settings.resolve import ResolvedService, resolve_services
 from settings.stack import CONFIG_KEYS, StackSettings
 
+#: The Pulumi project (Pulumi.yaml's `name`): the prefix of every stack-file key.
 PROJECT = "codai-platform"
 
 

@@ -20,18 +20,10 @@ from settings.base import (
     LabelKey,
     LabelSelector,
     PositiveDuration,
+    SecretKey,
     SettingsModel,
     duration_seconds,
 )
-
-_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
-
-
-def _secret_key(text: str) -> str:
-    if not _SECRET_KEY.match(text):
-        raise ValueError(f"{text!r} is not a Secret key (letters, digits, '-', '_', '.')")
-    return text
-
 
 #: A share of a whole: an error ratio or a fraction of a resource limit (0.9 is 90 %).
 Ratio = Annotated[float, Field(gt=0, le=1)]
@@ -94,7 +86,7 @@ class SecretKeyRef(SettingsModel):
     """A key of a Secret in the platform namespace (where the AlertmanagerConfig is)."""
 
     name: DnsLabel
-    key: Annotated[str, AfterValidator(_secret_key)]
+    key: SecretKey
 
 
 def _label_names(value: list[str] | None) -> list[str] | None:

@@ -17,14 +17,12 @@ from pydantic.alias_generators import to_camel
 from services.catalog import Catalog
 from services.model import ServiceSpec
 from services.tiers import TIER_POLICIES, Tier, TierPolicy
+from settings.base import Problem
 from settings.defaults import SIZING
 from settings.quantities import Cpu, Memory
 from settings.rollout import FlagValue, ImageOverride, RolloutStrategy
 from settings.stack import ServiceOverrides, StackSettings
 from settings.workload import WorkloadOverrides
-
-#: A problem found while resolving: (key path, message).
-Problem = tuple[str, str]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from tools.offline import PROJECT, StackRun, discover_stacks, run_stack, stack_config
+from settings.loader import PROJECT
+from tools.offline import StackRun, discover_stacks, run_stack, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = discover_stacks()

@@ -11,7 +11,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from tools.offline import PROJECT, run_stack
+from settings.loader import PROJECT
+from tools.offline import run_stack
 
 
 def config_of(values: dict[str, Any]) -> dict[str, str]:

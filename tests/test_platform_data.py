@@ -11,12 +11,12 @@ import pytest
 
 from services.catalog import CATALOG
 from services.model import Dependency
-from settings.loader import SettingsError, load_settings
+from settings.loader import PROJECT, SettingsError, load_settings
 from tests.conftest import STACKS
 from tests.test_data_components import EXTERNAL_POSTGRES, EXTERNAL_REDIS
 from tools.crd_schemas import load_crd_schemas, validate_objects
 from tools.lint_objects import connectivity_report, declared_calls, lint
-from tools.offline import PROJECT, StackRun, run_stack, stack_config, stack_values
+from tools.offline import StackRun, run_stack, stack_config, stack_values
 from tools.validate import kubernetes_versions, made_elsewhere
 
 USES = {d: {spec.name for spec in CATALOG.using(d)} for d in Dependency}

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from settings import CONFIG_KEYS, SettingsError
+from settings.loader import PROJECT
 from tools import offline, render
-from tools.offline import PROJECT, ROOT, run_stack, stack_config
+from tools.offline import ROOT, run_stack, stack_config
 
 
 def test_errors_abort_before_the_first_resource(monkeypatch):
@@ -101,3 +102,8 @@ def test_render_reports_a_bad_stack_file_and_writes_nothing(tmp_path, monkeypatc
 
 def test_outputs_count_services_by_tier(any_stack):
     assert any_stack.outputs["servicesByTier"] == {"core": 3, "business": 8, "support": 18}
+
+
+def test_the_project_name_is_the_one_the_settings_and_tools_use():
+    """Stack-file keys are `<project>:<key>`: a renamed project in Pulumi.yaml alone would orphan every key."""
+    assert yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["name"] == PROJECT == "codai-platform"

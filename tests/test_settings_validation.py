@@ -592,7 +592,7 @@ def _receiver_cases() -> list[Any]:
         case("secret-name-invalid", f"{am}.slack.apiUrl", {"name": "Slack_Secret"}, "name", "is not a DNS label",
              "SecretKeyRef.name:_dns_label"),
         case("secret-key-invalid", f"{am}.pagerduty.routingKey", {"key": "routing key"}, "key",
-             "is not a Secret key (letters, digits, '-', '_', '.')", "SecretKeyRef.key:_secret_key"),
+             "is not a valid Secret key (letters, digits, '-', '_', '.')", "SecretKeyRef.key:_secret_key"),
     ]
 
 
@@ -668,9 +668,9 @@ def _server_cases(server: str) -> list[Any]:
              "SecretReference.name:_dns_label"),
         case(f"{server}-admin-username-key", secret, {"usernameKey": "user name"}, "usernameKey",
              "'user name' is not a valid Secret key (letters, digits, '-', '_', '.')",
-             "SecretReference.username_key:_env_key"),
+             "SecretReference.username_key:_secret_key"),
         case(f"{server}-admin-password-key", secret, {"passwordKey": "pass/word"}, "passwordKey",
-             "is not a valid Secret key", "SecretReference.password_key:_env_key"),
+             "is not a valid Secret key", "SecretReference.password_key:_secret_key"),
     ]
 
 

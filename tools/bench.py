@@ -22,7 +22,8 @@ from pathlib import Path
 
 from services.catalog import SERVICES, Catalog
 from services.model import EVERY_SERVICE, ServiceSpec
-from tools.offline import PROJECT, ROOT, discover_stacks, run_stack, stack_config
+from settings.loader import PROJECT
+from tools.offline import ROOT, discover_stacks, run_stack, stack_config
 
 #: Generous quota for synthetic catalogs: the benchmark measures the program, not capacity planning.
 UNBOUNDED_QUOTA = {"requestsCpu": "1000000", "requestsMemory": "1000Ti", "limitsMemory": "1000Ti",

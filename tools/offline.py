@@ -26,10 +26,9 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from settings.loader import PlatformSettings, load_settings
+from settings.loader import PROJECT, PlatformSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "codai-platform"
 REDACTED = "<redacted>"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 

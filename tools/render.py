@@ -3,8 +3,8 @@
     python -m tools.render [STACK ...] [--out dist]
 
 Runs the real program under Pulumi's mocks (tools/offline.py), writes one file per object
-to ``dist/<stack>/<kind>/<name>.yaml`` (secret values redacted, output deterministic), the
-``alertmanager.yml`` its AlertmanagerConfig amounts to (tools/alertmanager_config.py), and
+to ``dist/<stack>/<kind in lowercase>/<name>.yaml`` (secret values redacted, output deterministic),
+``dist/<stack>/alertmanager.yml``, what its AlertmanagerConfig amounts to (tools/alertmanager_config.py), and
 prints a summary per stack: services by tier, the data tier, objects by kind, requests
 against the quota.
 """
@@ -30,7 +30,7 @@ from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_conf
 
 
 def object_path(obj: dict[str, Any]) -> Path:
-    """Where an object is written: by kind, then namespace-qualified name."""
+    """Where an object is written: ``<kind in lowercase>/<name>.yaml`` (a stack has one namespace)."""
     meta = obj["metadata"]
     return Path(obj["kind"].lower()) / f"{meta['name']}.yaml"
 

@@ -43,10 +43,10 @@ from components.contracts import DependencyBinding
 from components.data import backup
 from components.labels import COMPONENT, DATA_TIER, NAME, TIER_LABEL, labels, metadata, selector
 from components.security import (
-    IMAGE_PINNED_BY_TAG,
     SECRETS_AS_ENVIRONMENT,
     ScannerException,
     container_security_context,
+    pinned_by_tag_skips,
     pod_security_context,
 )
 from services.model import Dependency, ServiceSpec
@@ -258,9 +258,6 @@ class DataComponent(PlatformComponent):
     def meta(self, object_name: pulumi.Input[str], component: str, *, skips: Sequence[ScannerException] = (),
              annotations: dict[str, str] | None = None) -> ObjectMetaArgsDict:
         return metadata(object_name, self.namespace, self.labels(component), annotations, skips)  # type: ignore[arg-type]
-
-    def image_skips(self, *images: str) -> list[ScannerException]:
-        return [IMAGE_PINNED_BY_TAG] if any("@" not in image for image in images) else []
 
     # --- credentials ---------------------------------------------------------------------------
 
@@ -526,7 +523,7 @@ class DataComponent(PlatformComponent):
         it, which runs the bootstrap again. Unchanged content keeps the finished Job as is.
         """
         job_name = digest(*content).apply(lambda value: f"{self.name}-bootstrap-{value}")
-        skips = self.image_skips(*images)
+        skips = pinned_by_tag_skips(*images)
         spec: JobSpecArgsDict = {
             "backoff_limit": 6,
             "active_deadline_seconds": BOOTSTRAP_DEADLINE_SECONDS,

@@ -35,6 +35,7 @@ from components.data.common import (
     secret_volume,
     volume_claim,
 )
+from components.security import pinned_by_tag_skips
 from components.service import PRIVATE_RANGES
 from services.model import Dependency, ServiceSpec
 from settings.data import BACKUP_RESOURCES, JOB_RESOURCES, PostgresSettings, SecretReference, backup_storage
@@ -240,7 +241,7 @@ class Postgres(DataComponent):
             ],
         )
         return self.stateful_set(pod, checksum=plain_digest(*files.values()), grace_seconds=120,
-                                 skips=self.image_skips(self.pg.image, self.pg.exporter_image))
+                                 skips=pinned_by_tag_skips(self.pg.image, self.pg.exporter_image))
 
     # --- jobs -----------------------------------------------------------------------------------------
 
@@ -324,7 +325,7 @@ class Postgres(DataComponent):
         k8s.batch.v1.CronJob(
             f"{self.name}-backup-cronjob",
             metadata=self.meta(f"{self.name}-backup", "backup",
-                               skips=[*self.image_skips(*images), *self.secret_env_skips(pod)]),
+                               skips=[*pinned_by_tag_skips(*images), *self.secret_env_skips(pod)]),
             spec=spec,
             opts=self.child_opts(),
         )

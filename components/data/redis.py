@@ -29,6 +29,7 @@ from components.data.common import (
     exporter_probes,
     secret_volume,
 )
+from components.security import pinned_by_tag_skips
 from services.model import Dependency, ServiceSpec
 from settings.data import JOB_RESOURCES, ExternalRedis, RedisSettings
 
@@ -146,7 +147,7 @@ class Redis(DataComponent):
         ])
         # Redis reads its ACL file at start: a changed user list or password restarts the pod.
         return self.stateful_set(pod, checksum=digest(conf, acl_text), grace_seconds=60,
-                                 skips=[*self.image_skips(self.redis.image, self.redis.exporter_image),
+                                 skips=[*pinned_by_tag_skips(self.redis.image, self.redis.exporter_image),
                                         *self.secret_env_skips(pod)])
 
     def _external_bootstrap(self, external: ExternalRedis, commands: pulumi.Output[str]) -> k8s.batch.v1.Job:

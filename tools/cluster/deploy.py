@@ -27,8 +27,9 @@ from typing import Any
 
 from pulumi import automation as auto
 
+from settings.loader import PROJECT
 from tools.cluster.local_cluster import ClusterError, LocalCluster
-from tools.cluster.pulumi_env import PROJECT, PulumiEnv, pulumi_env
+from tools.cluster.pulumi_env import PulumiEnv, pulumi_env
 from tools.cluster.toolchain import ROOT, ToolsMissingError
 
 #: Resource operations at once. The CLI's default is 4 per core (8 here), but nearly every

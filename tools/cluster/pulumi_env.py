@@ -25,7 +25,6 @@ from pathlib import Path
 from tools.cluster.local_cluster import STATE, LocalCluster
 from tools.cluster.toolchain import ROOT, Toolchain, require_tools, versions
 
-PROJECT = "codai-platform"
 #: The passphrase of the local backend. Only throw-away stacks on a loopback cluster use it.
 LOCAL_PASSPHRASE = "codai-local-cluster"
 
