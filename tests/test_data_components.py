@@ -5,16 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tempfile
+from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 
-from components.data import sql
+from components.data import Postgres, PostgresArgs, Redis, RedisArgs, sql
 from components.labels import DATA_TIER, TIER_LABEL
 from services.catalog import CATALOG
 from services.model import Dependency
@@ -24,42 +25,36 @@ from settings.quantities import Cpu
 from tools.offline import ROOT, StackRun, run_stack, stack_values
 from tools.validate import lint, load_crd_schemas
 
-PROGRAM = '''
-import json
 
-import pulumi
-import pulumi_kubernetes as k8s
+def data_tier_program(stack: str, values: dict[str, Any]) -> Callable[[], None]:
+    """PostgreSQL and Redis on their own, behind a namespace; exports what each hands its clients."""
 
-from components.data import Postgres, PostgresArgs, Redis, RedisArgs
-from services.catalog import CATALOG
-from services.model import Dependency
-from settings import load_settings
-from settings.data import PostgresSettings, RedisSettings
+    def program() -> None:
+        rest = dict(values)
+        postgres_settings = PostgresSettings.model_validate(rest.pop("postgres", {}))
+        redis_settings = RedisSettings.model_validate(rest.pop("redis", {}))
+        platform = load_settings(stack, rest)
+        namespace = platform.settings.environment.namespace
+        prerequisite = k8s.core.v1.Namespace("namespace", metadata={"name": namespace})
+        providers: list[Postgres | Redis] = [
+            Postgres("postgres", PostgresArgs(namespace=namespace, platform=platform, settings=postgres_settings,
+                     clients=CATALOG.using(Dependency.POSTGRES), priority_class_name=f"{namespace}-core"),
+                     depends_on=[prerequisite]),
+            Redis("redis", RedisArgs(namespace=namespace, platform=platform, settings=redis_settings,
+                  clients=CATALOG.using(Dependency.REDIS)), depends_on=[prerequisite]),
+        ]
+        bindings: dict[str, dict[str, Any]] = {}
+        for provider in providers:
+            for spec in CATALOG.values():
+                try:
+                    binding = provider.binding_for(spec.name)
+                except KeyError:
+                    continue
+                bindings.setdefault(provider.dependency.value, {})[spec.name] = {
+                    "secret": binding.secret_name, "egress": binding.egress}
+        pulumi.export("bindings", bindings)
 
-values = json.loads({config!r})
-postgres_settings = PostgresSettings.model_validate(values.pop("postgres", {{}}))
-redis_settings = RedisSettings.model_validate(values.pop("redis", {{}}))
-platform = load_settings({stack!r}, values)
-namespace = platform.settings.environment.namespace
-prerequisite = k8s.core.v1.Namespace("namespace", metadata={{"name": namespace}})
-providers = [
-    Postgres("postgres", PostgresArgs(namespace=namespace, platform=platform, settings=postgres_settings,
-             clients=CATALOG.using(Dependency.POSTGRES), priority_class_name=f"{{namespace}}-core"),
-             depends_on=[prerequisite]),
-    Redis("redis", RedisArgs(namespace=namespace, platform=platform, settings=redis_settings,
-          clients=CATALOG.using(Dependency.REDIS)), depends_on=[prerequisite]),
-]
-bindings = {{}}
-for provider in providers:
-    for spec in CATALOG.values():
-        try:
-            binding = provider.binding_for(spec.name)
-        except KeyError:
-            continue
-        bindings.setdefault(provider.dependency.value, {{}})[spec.name] = {{
-            "secret": binding.secret_name, "egress": binding.egress}}
-pulumi.export("bindings", bindings)
-'''
+    return program
 
 EXTERNAL_POSTGRES = {
     "mode": "external",
@@ -83,10 +78,7 @@ def data_run(stack: str, overrides: str = "{}") -> StackRun:
     values = stack_values(stack)
     for key, value in json.loads(overrides).items():
         values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
-    with tempfile.TemporaryDirectory() as folder:
-        program = Path(folder) / "__main__.py"
-        program.write_text(PROGRAM.format(stack=stack, config=json.dumps(values)))
-        return run_stack(stack, config={}, program=program)
+    return run_stack(stack, config={}, program=data_tier_program(stack, values))
 
 
 def run_with(stack: str, **overrides: Any) -> StackRun:

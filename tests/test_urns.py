@@ -5,13 +5,20 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import tempfile
+import random
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 
+from components.platform import CodaiPlatform, PlatformArgs
+from services.catalog import SERVICES, Catalog
+from services.model import ServiceSpec
+from services.tiers import Tier
+from settings.loader import load_settings
+from settings.pulumi_config import read_project_config
 from tools.offline import ROOT, Registered, StackRun, run_stack
 from tools.urns import (
     UPDATE_COMMAND,
@@ -25,30 +32,17 @@ from tools.urns import (
     urns,
 )
 
-# The program with the catalog handed in explicitly (``services`` is a Python expression over
-# SERVICES), so the catalog can be reordered or grown; compared only with itself.
-_PROGRAM = """\
-import random
-import pulumi
-from components.platform import CodaiPlatform, PlatformArgs
-from services.catalog import SERVICES, Catalog
-from services.model import ServiceSpec
-from services.tiers import Tier
-from settings.loader import load_settings
-from settings.pulumi_config import read_project_config
-
-catalog = Catalog({services})
-settings = load_settings(pulumi.get_stack(), read_project_config(), catalog)
-CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=catalog))
-"""
-
 
 @functools.cache
-def run_with_catalog(stack: str, services: str) -> StackRun:
-    with tempfile.TemporaryDirectory() as folder:
-        program = Path(folder) / "__main__.py"
-        program.write_text(_PROGRAM.format(services=services))
-        return run_stack(stack, program=program)
+def run_with_catalog(stack: str, services: tuple[ServiceSpec, ...]) -> StackRun:
+    """The platform over ``services`` (the catalog reordered or grown), built in-process under the mocks."""
+    catalog = Catalog(services)
+
+    def program() -> None:
+        settings = load_settings(pulumi.get_stack(), read_project_config(), catalog)
+        CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=catalog))
+
+    return run_stack(stack, program=program)
 
 
 def test_urns_match_the_committed_snapshot(any_stack):
@@ -88,20 +82,20 @@ def test_the_snapshot_message_names_each_urn_and_the_command():
 
 
 def test_the_explicit_catalog_program_registers_what_the_real_program_does(staging):
-    assert set(urns(run_with_catalog("staging", "SERVICES"))) <= set(urns(staging))
+    assert set(urns(run_with_catalog("staging", SERVICES))) <= set(urns(staging))
 
 
 def test_shuffling_the_catalog_changes_no_urn():
-    baseline = run_with_catalog("staging", "SERVICES")
-    shuffled = run_with_catalog("staging", "random.Random(29).sample(SERVICES, len(SERVICES))")
+    baseline = run_with_catalog("staging", SERVICES)
+    shuffled = run_with_catalog("staging", tuple(random.Random(29).sample(SERVICES, len(SERVICES))))
     assert [r.name for r in shuffled.resources] != [r.name for r in baseline.resources]  # really reordered
     assert urns(shuffled) == urns(baseline)
 
 
 def test_adding_a_service_changes_no_existing_urn():
-    baseline = run_with_catalog("staging", "SERVICES")
-    grown = run_with_catalog("staging", '[*SERVICES, ServiceSpec(name="newai", tier=Tier.SUPPORT, '
-                                        'description="A new service", callers=("hub",))]')
+    baseline = run_with_catalog("staging", SERVICES)
+    grown = run_with_catalog("staging", (*SERVICES, ServiceSpec(name="newai", tier=Tier.SUPPORT,
+                                                                    description="A new service", callers=("hub",))))
     before, after = set(urns(baseline)), set(urns(grown))
     assert before <= after
     added = after - before

@@ -17,12 +17,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
+import pulumi
+
+from components.platform import CodaiPlatform, PlatformArgs
 from services.catalog import SERVICES, Catalog
 from services.model import EVERY_SERVICE, ServiceSpec
-from settings.loader import PROJECT
+from settings.loader import PROJECT, load_settings
+from settings.pulumi_config import read_project_config
 from tools.offline import ROOT, discover_stacks, run_stack, stack_config
 
 #: Generous quota for synthetic catalogs: the benchmark measures the program, not capacity planning.
@@ -31,17 +34,16 @@ UNBOUNDED_QUOTA = {"requestsCpu": "1000000", "requestsMemory": "1000Ti", "limits
 #: Time per resource at the largest factor may be at most this multiple of the real stack's.
 LINEARITY_BOUND = 1.5
 
-_SYNTHETIC_PROGRAM = """\
-import pulumi
-from components.platform import CodaiPlatform, PlatformArgs
-from settings.loader import load_settings
-from settings.pulumi_config import read_project_config
-from tools.bench import synthetic_catalog
 
-catalog = synthetic_catalog({factor})
-settings = load_settings(pulumi.get_stack(), read_project_config(), catalog)
-CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=catalog))
-"""
+def synthetic_program(factor: int) -> Callable[[], None]:
+    """The platform over the catalog repeated ``factor`` times, as the project's __main__.py builds it."""
+
+    def program() -> None:
+        catalog = synthetic_catalog(factor)
+        settings = load_settings(pulumi.get_stack(), read_project_config(), catalog)
+        CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=catalog))
+
+    return program
 
 
 def synthetic_catalog(factor: int) -> Catalog:
@@ -74,10 +76,7 @@ def measure_case(case: str) -> dict[str, float]:
         environment = json.loads(config[f"{PROJECT}:environment"])
         environment["quota"] = UNBOUNDED_QUOTA
         config[f"{PROJECT}:environment"] = json.dumps(environment)
-        with tempfile.TemporaryDirectory() as folder:
-            program = Path(folder) / "__main__.py"
-            program.write_text(_SYNTHETIC_PROGRAM.format(factor=factor))
-            run = run_stack("production", config=config, secret_keys=secrets, program=program)
+        run = run_stack("production", config=config, secret_keys=secrets, program=synthetic_program(factor))
         services = 29 * factor
     else:
         raise SystemExit(f"unknown case {case!r}")

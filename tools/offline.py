@@ -13,7 +13,7 @@ import hashlib
 import json
 import runpy
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -208,9 +208,13 @@ def run_stack(
     stack: str,
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
-    program: Path = ROOT / "__main__.py",
+    program: Path | Callable[[], None] = ROOT / "__main__.py",
 ) -> StackRun:
-    """Run ``program`` for ``stack`` under mocks; ``config`` defaults to the stack file's."""
+    """Run ``program`` for ``stack`` under mocks; ``config`` defaults to the stack file's.
+
+    ``program`` is the project's ``__main__.py`` by default, or a function that builds resources
+    in-process (a component on its own, a platform over another catalog), as Pulumi's unit tests do.
+    """
     if config is None:
         config, secret_keys = stack_config(stack)
     pulumi.runtime.settings.ROOT.set(None)
@@ -220,7 +224,10 @@ def run_stack(
     exports: dict[str, Any] = {}
 
     def main() -> None:
-        runpy.run_path(str(program), run_name="__main__")
+        if callable(program):
+            program()
+        else:
+            runpy.run_path(str(program), run_name="__main__")
         root_stack = pulumi.runtime.settings.get_root_resource()
         outputs = getattr(root_stack, "outputs", {})
         pulumi.Output.from_input(outputs).apply(exports.update)
