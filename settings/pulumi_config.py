@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -17,7 +18,7 @@ def load_stack_settings() -> PlatformSettings:
 
 
 def read_project_config() -> dict[str, Any]:
-    """Every ``codai-platform:*`` key of the stack, decoded from the engine's JSON strings.
+    """Every ``codai-platform:*`` key of the stack, as the engine hands it over.
 
     The key list comes from the engine's config map, so that a misspelt top-level key is
     reported instead of silently ignored; values are read with plain ``pulumi.Config``.
@@ -25,14 +26,23 @@ def read_project_config() -> dict[str, Any]:
     config = pulumi.Config(PROJECT)
     prefix = f"{PROJECT}:"
     keys = {key for key in (*runtime_config.CONFIG.get(), *runtime_config.get_config_env()) if key.startswith(prefix)}
+    return project_values({key: config.get(key[len(prefix):]) for key in keys})
+
+
+def project_values(config: Mapping[str, str | None]) -> dict[str, Any]:
+    """``codai-platform:<key>`` -> ``<key>``: the engine's strings decoded, objects from their JSON.
+
+    The one decoding of stack configuration, for the program (from the engine) and for the
+    offline tools (from the stack file, tools/offline.py), so the two cannot read a value apart.
+    """
+    prefix = f"{PROJECT}:"
     values: dict[str, Any] = {}
-    for full_key in sorted(keys):
-        key = full_key[len(prefix):]
-        raw = config.get(key)
-        if raw is None:
+    for full_key in sorted(config):
+        raw = config[full_key]
+        if not full_key.startswith(prefix) or raw is None:
             continue
         try:
-            values[key] = json.loads(raw)
+            values[full_key[len(prefix):]] = json.loads(raw)
         except json.JSONDecodeError:
-            values[key] = raw  # a plain string; the models say whether a string fits there
+            values[full_key[len(prefix):]] = raw  # a plain string; the models say whether a string fits there
     return values

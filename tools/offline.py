@@ -27,6 +27,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from settings.loader import PROJECT, PlatformSettings, load_settings
+from settings.pulumi_config import project_values
 
 ROOT = Path(__file__).resolve().parent.parent
 REDACTED = "<redacted>"
@@ -194,9 +195,7 @@ def stack_config(stack: str, root: Path = ROOT) -> tuple[dict[str, str], list[st
 
 def stack_values(stack: str, root: Path = ROOT) -> dict[str, Any]:
     """A stack file's ``codai-platform:*`` config as plain data (what load_settings takes)."""
-    config, _ = stack_config(stack, root)
-    prefix = f"{PROJECT}:"
-    return {key[len(prefix):]: yaml.safe_load(value) for key, value in config.items() if key.startswith(prefix)}
+    return project_values(stack_config(stack, root)[0])
 
 
 def stack_settings(stack: str, root: Path = ROOT) -> PlatformSettings:
