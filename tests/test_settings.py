@@ -8,6 +8,7 @@ import pytest
 
 from services import CATALOG, Tier
 from settings import SettingsError, load_settings
+from settings.pulumi_config import project_values
 from settings.quantities import Cpu, Memory
 
 ENV = {"domain": "staging.codai.dev", "release": "2024.12.1"}
@@ -151,3 +152,12 @@ def test_catalog_has_29_services_in_three_tiers():
     assert len(CATALOG.in_tier(Tier.BUSINESS)) == 8
     assert len(CATALOG.in_tier(Tier.SUPPORT)) == 18
     assert "aide" in CATALOG  # the seed's AIDE, made Kubernetes-safe
+
+
+def test_stack_config_is_decoded_one_way_for_the_program_and_the_tools():
+    """Objects from their JSON, anything else as the string the engine hands over ('yes' stays 'yes'),
+    other projects' keys and unset values left out."""
+    assert project_values({"codai-platform:environment": '{"domain": "codai.dev", "protectStateful": false}',
+                           "codai-platform:answer": "yes", "codai-platform:unset": None,
+                           "kubernetes:context": "production"}) == {
+        "environment": {"domain": "codai.dev", "protectStateful": False}, "answer": "yes"}
