@@ -18,7 +18,7 @@ from components.monitoring.alertmanager import alertmanager_config_spec
 from components.monitoring.rules import rule_groups
 from settings.loader import PlatformSettings
 from tests.conftest import require_tool
-from tests.test_monitoring_rules import RULES_PER_GROUP
+from tests.test_monitoring_rules import RECORDS_PER_GROUP, RULES_PER_GROUP
 from tools.alertmanager_config import write_alertmanager_config
 from tools.offline import StackRun, run_stack, stack_settings, stack_values
 from tools.validate import load_crd_schemas
@@ -92,11 +92,15 @@ def test_custom_resources_carry_what_the_builders_return(objects, platform):
     rules = {obj["metadata"]["name"]: obj["spec"] for obj in objects if obj["kind"] == "PrometheusRule"}
     assert rules == {f"codai-alerts-{key}": {"groups": [group]}
                      for key, group in rule_groups(platform, namespace).items()}
-    # and what it hands over is the staging stack's: one group per tier and the data tier, each its alerts
-    assert {name: [(g["name"], [(r["alert"], r["labels"]["severity"]) for r in g["rules"]]) for g in spec["groups"]]
+    # and what it hands over is the staging stack's: one group per tier and the data tier, each its recorded
+    # signals and its alerts
+    assert {name: [(g["name"], [r["record"] if "record" in r else (r["alert"], r["labels"]["severity"])
+                                for r in g["rules"]]) for g in spec["groups"]]
             for name, spec in rules.items()} == {
-        f"codai-alerts-{key}": [(f"codai.{key}", alerts)] for key, alerts in RULES_PER_GROUP.items()}
-    assert {r["labels"]["namespace"] for spec in rules.values() for g in spec["groups"] for r in g["rules"]} == {
+        f"codai-alerts-{key}": [(f"codai.{key}", [*RECORDS_PER_GROUP[key], *alerts])]
+        for key, alerts in RULES_PER_GROUP.items()}
+    assert {r["labels"]["namespace"] for spec in rules.values() for g in spec["groups"] for r in g["rules"]
+            if "alert" in r} == {
         "codai-staging"}
     (config,) = [obj for obj in objects if obj["kind"] == "AlertmanagerConfig"]
     assert config["spec"] == alertmanager_config_spec(platform.settings.monitoring.alertmanager)
@@ -129,7 +133,8 @@ def test_dashboard_config_maps_are_valid_kubernetes(objects, version):
 def test_the_crd_check_rejects_a_misspelt_rule_field(objects):
     schemas = load_crd_schemas()
     rule = json.loads(json.dumps(next(obj for obj in objects if obj["kind"] == "PrometheusRule")))
-    rule["spec"]["groups"][0]["rules"][0]["fore"] = rule["spec"]["groups"][0]["rules"][0].pop("for")
+    alert = next(r for r in rule["spec"]["groups"][0]["rules"] if "alert" in r)
+    alert["fore"] = alert.pop("for")
     errors = [error.message for error in jsonschema.Draft7Validator(schemas[PROMETHEUS_RULE]).iter_errors(rule)]
     assert errors == ["Additional properties are not allowed ('fore' was unexpected)"]
 

@@ -74,7 +74,9 @@ def test_overview_shows_every_service_by_tier(models, platform):
     rows = [p["title"] for p in models["overview"]["panels"] if p["type"] == "row"]
     assert rows == [f"{t.value.capitalize()} tier ({len(platform.in_tier(t))} services)" for t in Tier]
     (data,) = [p for p in panels(models["overview"]) if p["title"] == "Data tier: reachable"]
-    assert [t["legendFormat"] for t in data["targets"]] == ["PostgreSQL", "Redis"]
+    assert [(t["expr"], t["legendFormat"]) for t in data["targets"]] == [
+        ('codai:pg_up:max{namespace="codai-staging"}', "PostgreSQL {{pod}}"),
+        ('codai:redis_up:max{namespace="codai-staging"}', "Redis {{pod}}")]
 
 
 def test_tier_dashboards_show_the_golden_signals_of_their_services(models, platform):
@@ -86,6 +88,23 @@ def test_tier_dashboards_show_the_golden_signals_of_their_services(models, platf
         assert {"Request rate", "Error ratio (5xx)", "Latency", "CPU (share of limit)",
                 "Memory (share of limit)"} <= titles
         assert all('"$service"' in t["expr"] for p in panels(model) for t in p["targets"])
+
+
+def test_panels_draw_the_recorded_signals_the_alerts_compare(models):
+    """Each query is a signal recorded by the rule groups (components/monitoring/signals.py), never its own
+    rate() or histogram_quantile(): a panel measures with the window, grouping and traffic floor of its alert."""
+    jobs, containers = 'namespace="codai-staging", job=~"$service"', 'namespace="codai-staging", container=~"$service"'
+    assert {p["title"]: [(t["expr"], t["legendFormat"]) for t in p["targets"]] for p in panels(models["core"])} == {
+        "Up": [(f"codai:up:max{{{jobs}}}", "{{job}}")],
+        "Request rate": [(f"codai:http_requests:rate5m{{{jobs}}}", "{{job}}")],
+        "Error ratio (5xx)": [(f"codai:http_requests_error_ratio:rate5m{{{jobs}}}", "{{job}}")],
+        "Latency": [(f"codai:http_request_duration_seconds:p{q}_5m{{{jobs}}}", f"{{{{job}}}} p{q}")
+                    for q in (50, 95, 99)],
+        "CPU (share of limit)": [(f"codai:container_cpu_limit_ratio:rate5m{{{containers}}}", "{{pod}}")],
+        "Memory (share of limit)": [(f"codai:container_memory_limit_ratio:max{{{containers}}}", "{{pod}}")],
+        "Container restarts": [(f"sum by (container) (increase(kube_pod_container_status_restarts_total"
+                                f"{{{containers}}}[$__rate_interval]))", "{{container}}")],
+    }
 
 
 def test_panel_thresholds_are_the_alert_thresholds():

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from components.labels import DATA_TIER
-from components.monitoring.rules import AlertingRule, AlertName, RuleGroup, rule_file, rule_groups, tier_scope
+from components.monitoring.rules import AlertingRule, AlertName, RuleGroup, rule_file, rule_groups
+from components.monitoring.signals import RecordingRule, tier_scope
 from services.tiers import Severity, Tier
 from settings.loader import PlatformSettings, load_settings
 from tests.conftest import STACKS, require_tool, run_with
@@ -60,8 +61,16 @@ def groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGroup]:
     return rule_groups(platform, namespace)
 
 
-def every_rule(groups: dict[str, RuleGroup]) -> list[AlertingRule]:
+def every_rule(groups: dict[str, RuleGroup]) -> list[RecordingRule | AlertingRule]:
     return [rule for group in groups.values() for rule in group["rules"]]
+
+
+def alerting(group: RuleGroup) -> list[AlertingRule]:
+    return [rule for rule in group["rules"] if "alert" in rule]  # type: ignore[misc]
+
+
+def every_alert(groups: dict[str, RuleGroup]) -> list[AlertingRule]:
+    return [rule for group in groups.values() for rule in alerting(group)]
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +98,17 @@ def _tier_rules(down: str) -> list[tuple[str, str]]:
             ("ReplicasMismatch", "info")]
 
 
+#: The recorded signals each group computes first (components/monitoring/signals.py), in order.
+TIER_RECORDS = ["codai:up:max", "codai:http_requests:rate5m", "codai:http_requests_error_ratio:rate5m",
+                "codai:http_request_duration_seconds:p50_5m", "codai:http_request_duration_seconds:p95_5m",
+                "codai:http_request_duration_seconds:p99_5m", "codai:container_cpu_limit_ratio:rate5m",
+                "codai:container_memory_limit_ratio:max"]
+RECORDS_PER_GROUP = {
+    "core": TIER_RECORDS, "business": TIER_RECORDS, "support": TIER_RECORDS,
+    DATA_TIER: ["codai:pg_up:max", "codai:redis_up:max", "codai:container_cpu_limit_ratio:rate5m",
+                "codai:container_memory_limit_ratio:max"],
+}
+
 RULES_PER_GROUP = {
     "core": _tier_rules("critical"),
     "business": _tier_rules("warning"),
@@ -99,24 +119,38 @@ RULES_PER_GROUP = {
 }
 
 
-def test_each_group_has_its_alerts_at_their_severities(groups):
-    assert {key: [(r["alert"], r["labels"]["severity"]) for r in group["rules"]] for key, group in groups.items()} \
-        == RULES_PER_GROUP
-    counts = {s: sum(r["labels"]["severity"] == s.value for r in every_rule(groups)) for s in Severity}
+def alerts_and_records(groups: dict[str, RuleGroup]) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[str]]]:
+    """Each group's alerts (name, severity) and its recorded series, both in order."""
+    return ({key: [(r["alert"], r["labels"]["severity"]) for r in alerting(group)] for key, group in groups.items()},
+            {key: [r["record"] for r in group["rules"] if "record" in r] for key, group in groups.items()})
+
+
+def test_each_group_records_its_signals_then_has_its_alerts_at_their_severities(groups):
+    assert alerts_and_records(groups) == (RULES_PER_GROUP, RECORDS_PER_GROUP)
+    for group in groups.values():
+        # recording rules first: Prometheus evaluates a group in order, so the alerts read this evaluation's values
+        kinds = ["record" if "record" in r else "alert" for r in group["rules"]]
+        assert kinds == sorted(kinds, reverse=True)
+        assert all(set(r) == {"record", "expr"} for r in group["rules"] if "record" in r)
+    counts = {s: sum(r["labels"]["severity"] == s.value for r in every_alert(groups)) for s in Severity}
     assert counts == {Severity.CRITICAL: 19, Severity.WARNING: 18, Severity.INFO: 10}
 
 
 def test_every_alert_carries_routing_labels_and_annotations(groups, platform, namespace):
     monitoring = platform.settings.monitoring
     for key, group in groups.items():
-        for rule in group["rules"]:
+        for rule in alerting(group):
             assert rule["labels"] == {"severity": rule["labels"]["severity"], "tier": key, "namespace": namespace}
             assert rule["labels"]["severity"] in set(Severity)
             assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
             assert rule["annotations"]["runbook_url"] == monitoring.runbook_url(rule["alert"])
             assert rule["annotations"]["runbook_url"].endswith(f"/docs/runbooks/{rule['alert']}.md")
-            # service is computed by every expression (label_replace), never left to chance
-            assert '"service"' in rule["expr"], rule["alert"]
+    # service is computed by every expression (label_replace) or by the recorded signal it reads, never left
+    # to chance
+    records = {r["record"]: r["expr"] for r in every_rule(groups) if "record" in r}
+    for rule in every_rule(groups):
+        read = re.findall(r"codai:[a-z0-9_:]+", rule["expr"])
+        assert '"service"' in rule["expr"] or (read and all('"service"' in records[name] for name in read)), rule
 
 
 def test_every_selector_is_scoped_to_the_platform_namespace(groups, namespace):
@@ -129,7 +163,7 @@ def test_every_selector_is_scoped_to_the_platform_namespace(groups, namespace):
 def test_service_down_severity_follows_the_tier(groups):
     severities = {}
     for tier in Tier:
-        (rule,) = [r for r in groups[tier.value]["rules"] if r["alert"] == AlertName.SERVICE_DOWN]
+        (rule,) = [r for r in alerting(groups[tier.value]) if r["alert"] == AlertName.SERVICE_DOWN]
         severities[tier] = rule["labels"]["severity"]
     assert severities == {Tier.CORE: "critical", Tier.BUSINESS: "warning", Tier.SUPPORT: "info"}
 
@@ -155,8 +189,8 @@ DISTINCT_ALERTS = {
 LATENCY = {"core": "0.25", "business": "1.3", "support": "2.7"}
 #: (alert, severity) -> (its `for`, the numbers its expression compares with, what its description says).
 EXPECTED_RULES = {
-    ("ErrorRatioHigh", "critical"): ("4m", ["0.11", "0.17"], "More than 11% of the requests"),
-    ("ErrorRatioHigh", "warning"): ("4m", ["0.031", "0.17"], "More than 3.1% of the requests"),
+    ("ErrorRatioHigh", "critical"): ("4m", ["0.11"], "More than 11% of the requests"),
+    ("ErrorRatioHigh", "warning"): ("4m", ["0.031"], "More than 3.1% of the requests"),
     ("CpuSaturation", "critical"): ("17m", ["0.91"], "more than 91% of its CPU limit for 17m"),
     ("CpuSaturation", "warning"): ("17m", ["0.71"], "more than 71% of its CPU limit for 17m"),
     ("MemorySaturation", "critical"): ("17m", ["0.93"], "more than 93% of its memory limit for 17m"),
@@ -176,16 +210,24 @@ def expected_rule(group: str, alert: str, severity: str) -> tuple[str, list[str]
     if alert == "ServiceDown":
         return "3m", [], f"({group} tier) in codai-staging has answered a scrape for 3m"
     if alert == "LatencyHigh":
-        return "9m", [LATENCY[group], "0.17"], f"the {group} tier's objective of {LATENCY[group]}s for 9m"
+        return "9m", [LATENCY[group]], f"the {group} tier's objective of {LATENCY[group]}s for 9m"
     return EXPECTED_RULES[(alert, severity)]
+
+
+#: The recorded signals that compare with a number: the traffic floor (errorRatioMinRequestRate) of the error
+#: ratio and of the latency quantiles; every other signal compares with nothing.
+FLOORED = {"codai:http_requests_error_ratio:rate5m", "codai:http_request_duration_seconds:p50_5m",
+           "codai:http_request_duration_seconds:p95_5m", "codai:http_request_duration_seconds:p99_5m"}
 
 
 def test_each_threshold_and_duration_reaches_its_own_alert_only():
     groups = rule_groups(platform_with({}, {"alerts": DISTINCT_ALERTS}), "codai-staging")
-    assert {key: [(r["alert"], r["labels"]["severity"]) for r in group["rules"]] for key, group in groups.items()} \
-        == RULES_PER_GROUP
+    assert alerts_and_records(groups) == (RULES_PER_GROUP, RECORDS_PER_GROUP)
     for key, group in groups.items():
-        for rule in group["rules"]:
+        for record in (r for r in group["rules"] if "record" in r):
+            compared = ["0.17"] if record["record"] in FLOORED else []
+            assert re.findall(r"[<>]=? ([0-9.]+)", record["expr"]) == compared, (key, record["record"])
+        for rule in alerting(group):
             where = (key, rule["alert"], rule["labels"]["severity"])
             for_, compared, described = expected_rule(*where)
             assert rule["for"] == for_, where
@@ -194,11 +236,52 @@ def test_each_threshold_and_duration_reaches_its_own_alert_only():
             assert described in rule["annotations"]["description"], where
 
 
+CORE_JOBS = 'namespace="codai-staging", job=~"codai|logai|memorai"'
+CORE_CONTAINERS = 'namespace="codai-staging", container=~"codai|logai|memorai"'
+
+
+def test_alerts_compare_the_recorded_signals_with_their_thresholds():
+    groups = rule_groups(platform_with({}, {"alerts": DISTINCT_ALERTS}), "codai-staging")
+    exprs = {(r["alert"], r["labels"]["severity"]): r["expr"] for r in alerting(groups["core"])}
+    assert {key: exprs[key] for key in [("ErrorRatioHigh", "critical"), ("ErrorRatioHigh", "warning"),
+                                        ("LatencyHigh", "warning"), ("CpuSaturation", "critical"),
+                                        ("CpuSaturation", "warning"), ("MemorySaturation", "critical"),
+                                        ("MemorySaturation", "warning")]} == {
+        ("ErrorRatioHigh", "critical"): f"codai:http_requests_error_ratio:rate5m{{{CORE_JOBS}}} > 0.11",
+        ("ErrorRatioHigh", "warning"): f"codai:http_requests_error_ratio:rate5m{{{CORE_JOBS}}} > 0.031",
+        ("LatencyHigh", "warning"): f"codai:http_request_duration_seconds:p95_5m{{{CORE_JOBS}}} > 0.25",
+        ("CpuSaturation", "critical"): f"codai:container_cpu_limit_ratio:rate5m{{{CORE_CONTAINERS}}} > 0.91",
+        ("CpuSaturation", "warning"): f"codai:container_cpu_limit_ratio:rate5m{{{CORE_CONTAINERS}}} > 0.71",
+        ("MemorySaturation", "critical"): f"codai:container_memory_limit_ratio:max{{{CORE_CONTAINERS}}} > 0.93",
+        ("MemorySaturation", "warning"): f"codai:container_memory_limit_ratio:max{{{CORE_CONTAINERS}}} > 0.73",
+    }
+    assert exprs[("ServiceDown", "critical")] == "\nor ".join([
+        f"codai:up:max{{{CORE_JOBS}}} == 0",
+        *(f'absent(codai:up:max{{namespace="codai-staging", job="{job}", service="{job}"}})'
+          for job in ("codai", "logai", "memorai"))])
+    data = {r.get("alert", r.get("record")): r["expr"] for r in groups[DATA_TIER]["rules"]}
+    assert data["PostgresDown"] == ('codai:pg_up:max{namespace="codai-staging"} == 0\n'
+                                    'or\nabsent(codai:pg_up:max{namespace="codai-staging", service="postgres"})')
+    assert data["codai:redis_up:max"] == ('label_replace(\n  max by (namespace, pod) '
+                                          '(redis_up{namespace="codai-staging"}),\n  "service", "redis", "namespace", '
+                                          '".*"\n)')
+
+
+def test_the_error_ratio_is_recorded_above_the_traffic_floor_only():
+    groups = rule_groups(platform_with({}, {"alerts": DISTINCT_ALERTS}), "codai-staging")
+    (ratio,) = [r["expr"] for r in groups["core"]["rules"]
+                if r.get("record") == "codai:http_requests_error_ratio:rate5m"]
+    requests = f"sum by (namespace, job) (rate(http_requests_total{{{CORE_JOBS}}}[5m]))"
+    errors = f'sum by (namespace, job) (rate(http_requests_total{{{CORE_JOBS}, code=~"5.."}}[5m]))'
+    assert ratio == (f"label_replace(\n  (\n    {errors}\n    /\n    {requests}\n  )\n  and\n  {requests} >= 0.17,"
+                     '\n  "service", "$1", "job", "(.*)"\n)')
+
+
 def test_a_tier_left_out_of_the_latency_objectives_keeps_its_default():
     platform = platform_with({}, {"alerts": {"latencyP95Seconds": {"core": 0.25}}})
     groups = rule_groups(platform, "codai-staging")
-    latency = {key: re.findall(r"\) > ([0-9.]+)\n", r["expr"]) for key in ("core", "business", "support")
-               for r in groups[key]["rules"] if r["alert"] == AlertName.LATENCY_HIGH}
+    latency = {key: re.findall(r"\} > ([0-9.]+)$", r["expr"]) for key in ("core", "business", "support")
+               for r in alerting(groups[key]) if r["alert"] == AlertName.LATENCY_HIGH}
     assert latency == {"core": ["0.25"], "business": ["1.0"], "support": ["2.0"]}
 
 
@@ -481,7 +564,7 @@ def expand(template: str, labels: dict[str, str], value: str | None) -> str:
 
 
 def expected_alert(expect: Expect, groups: dict[str, RuleGroup]) -> dict[str, Any]:
-    (rule,) = [r for r in groups[expect.tier]["rules"]
+    (rule,) = [r for r in alerting(groups[expect.tier])
                if r["alert"] == expect.alert and r["labels"]["severity"] == expect.severity]
     labels = {**expect.labels, **rule["labels"]}
     return {"exp_labels": labels,

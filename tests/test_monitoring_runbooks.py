@@ -26,7 +26,7 @@ def test_every_rendered_rule_links_to_its_runbook():
         platform = stack_settings(stack)
         base = str(platform.settings.monitoring.runbook_base_url).rstrip("/")
         for group in rule_groups(platform, platform.settings.environment.namespace).values():
-            for rule in group["rules"]:
+            for rule in (r for r in group["rules"] if "alert" in r):
                 url = rule["annotations"]["runbook_url"]
                 assert url == f"{base}/{rule['alert']}.md"
                 assert url.split("/")[-1] in {path.name for path in runbooks().values()}

@@ -19,7 +19,7 @@ from tools.render import write_stack
 
 def alerts_by_tier(run: StackRun) -> dict[str, list[dict[str, object]]]:
     return {rule["metadata"]["name"].removeprefix("codai-alerts-"): [r for g in rule["spec"]["groups"]
-                                                                      for r in g["rules"]]
+                                                                      for r in g["rules"] if "alert" in r]
             for rule in run.of_kind("PrometheusRule")}
 
 

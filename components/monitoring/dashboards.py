@@ -1,10 +1,10 @@
 """Grafana dashboards, generated from the tiers and their services.
 
 An overview of every service by tier (up, traffic, errors, latency, saturation) and one
-golden-signals dashboard per tier with a service picker. Queries use the same metrics contract
-as the alert rules (components/monitoring/rules.py), the data source is the ``${datasource}``
-variable, and panel thresholds are the stack's alert thresholds, so a red panel and a firing
-alert mean the same thing.
+golden-signals dashboard per tier with a service picker. Queries read the recorded signals the
+alert rules read (components/monitoring/signals.py), the data source is the ``${datasource}``
+variable, and panel thresholds are the stack's alert thresholds, so the series a panel colours
+red is the series its critical alert fires on (orange: its warning).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from components.monitoring.rules import DEPENDENCY_PROBES, LATENCY_QUANTILE, used_dependencies
+from components.monitoring.signals import LATENCY_QUANTILE, LATENCY_SIGNALS, PROBES, Signal, used_dependencies
 from services.tiers import Tier
 from settings.loader import PlatformSettings
 from settings.monitoring import AlertSettings
@@ -27,9 +27,8 @@ GRID_WIDTH = 24
 #: Grafana rejects dashboard UIDs longer than this.
 MAX_UID = 40
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-#: Grafana's rate window that always spans at least four scrapes.
+#: Grafana's rate window that always spans at least four scrapes (restarts only: the signals are recorded).
 RATE = "$__rate_interval"
-SERVER_ERRORS = 'code=~"5.."'
 
 
 class Unit(StrEnum):
@@ -90,41 +89,34 @@ class Dashboard:
     tags: Sequence[str] = ()
 
 
-# --- the signals, written once ----------------------------------------------------------------
+# --- the signals, recorded once by the rule groups (signals.py) ------------------------------
 
-def _resource(name: str) -> str:
-    return f'resource="{name}"'
+def _signal(signal: Signal, matchers: str, legend: str) -> Query:
+    return Query(f"{signal.value}{{{matchers}}}", legend)
 
 
 def _up(s: Selection) -> Query:
-    return Query(f"max by (job) (up{{{s.jobs()}}})", "{{job}}")
+    return _signal(Signal.UP, s.jobs(), "{{job}}")
 
 
 def _traffic(s: Selection) -> Query:
-    return Query(f"sum by (job) (rate(http_requests_total{{{s.jobs()}}}[{RATE}]))", "{{job}}")
+    return _signal(Signal.REQUESTS, s.jobs(), "{{job}}")
 
 
 def _errors(s: Selection) -> Query:
-    failed = f"sum by (job) (rate(http_requests_total{{{s.jobs(SERVER_ERRORS)}}}[{RATE}]))"
-    return Query(f"{failed}\n/\nsum by (job) (rate(http_requests_total{{{s.jobs()}}}[{RATE}]))", "{{job}}")
+    return _signal(Signal.ERROR_RATIO, s.jobs(), "{{job}}")
 
 
 def _latency(s: Selection, quantile: float = LATENCY_QUANTILE) -> Query:
-    buckets = f"http_request_duration_seconds_bucket{{{s.jobs()}}}"
-    return Query(f"histogram_quantile({quantile}, sum by (job, le) (rate({buckets}[{RATE}])))",
-                 f"{{{{job}}}} p{round(quantile * 100)}")
+    return _signal(LATENCY_SIGNALS[quantile], s.jobs(), f"{{{{job}}}} p{round(quantile * 100)}")
 
 
 def _cpu(s: Selection) -> Query:
-    usage = f"sum by (pod, container) (rate(container_cpu_usage_seconds_total{{{s.containers()}}}[{RATE}]))"
-    limit = f"sum by (pod, container) (kube_pod_container_resource_limits{{{s.containers(_resource('cpu'))}}})"
-    return Query(f"max by (container) (\n  {usage}\n  /\n  {limit}\n)", "{{container}}")
+    return _signal(Signal.CPU, s.containers(), "{{pod}}")
 
 
 def _memory(s: Selection) -> Query:
-    usage = f"max by (pod, container) (container_memory_working_set_bytes{{{s.containers()}}})"
-    limit = f"sum by (pod, container) (kube_pod_container_resource_limits{{{s.containers(_resource('memory'))}}})"
-    return Query(f"max by (container) (\n  {usage}\n  /\n  {limit}\n)", "{{container}}")
+    return _signal(Signal.MEMORY, s.containers(), "{{pod}}")
 
 
 def _restarts(s: Selection) -> Query:
@@ -161,7 +153,7 @@ def _regex(names: Sequence[str]) -> str:
 
 def overview(platform: PlatformSettings, namespace: str) -> Dashboard:
     alerts = platform.settings.monitoring.alerts
-    probes = [Query(f'max({DEPENDENCY_PROBES[d][0]}{{namespace="{namespace}"}})', DEPENDENCY_PROBES[d][2])
+    probes = [_signal(PROBES[d].signal, f'namespace="{namespace}"', f"{PROBES[d].product} {{{{pod}}}}")
               for d in used_dependencies(platform)]
     panels: list[Panel] = [
         Panel("Data tier: reachable", PanelType.STAT, probes, Unit.NONE, GRID_WIDTH, 4, steps=((1, "green"),),

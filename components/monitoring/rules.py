@@ -1,20 +1,14 @@
-"""Prometheus alert rules, generated from the resolved services and the stack's alert settings.
+"""Prometheus rules, generated from the resolved services and the stack's alert settings.
 
 One rule group per catalog tier (every service of the tier in one regex, the tier's own
 severities and latency objective) and one for the data tier (PostgreSQL, Redis, volumes, and
 any container of the namespace that is not a catalog service). Nothing here names a service:
 adding one to the catalog adds it to its tier's rules.
 
-The metrics contract the rules rely on (docs/monitoring.md):
-
-- services: ``http_requests_total{code}`` (counter) and the histogram
-  ``http_request_duration_seconds_bucket{le}``, scraped by the service's ServiceMonitor, which
-  sets ``job`` to the service name and ``namespace`` to the platform namespace;
-- kube-state-metrics: limits, waiting reasons, Deployment replicas and conditions;
-- cAdvisor (kubelet): container CPU and working-set memory; kubelet: volume usage;
-- cert-manager: ``certmanager_certificate_expiration_timestamp_seconds`` (the Certificate's
-  namespace is ``exported_namespace``);
-- the data tier's exporters: ``pg_up`` (postgres_exporter), ``redis_up`` (redis_exporter).
+Each group starts with the recording rules of its signals (components/monitoring/signals.py):
+the alerts compare those recorded series with their thresholds, and the dashboards draw the same
+series, so an alert and its panel cannot measure differently. The metrics contract the rules
+rely on is in docs/monitoring.md.
 
 Every expression selects the platform namespace only, and every alert carries ``severity``,
 ``tier``, ``service`` and ``namespace`` labels: ``namespace`` is what the AlertmanagerConfig's
@@ -29,18 +23,25 @@ from enum import StrEnum
 from typing import TypedDict
 
 from components.labels import DATA_TIER
-from components.service import deployment_name, tls_secret_name
+from components.monitoring.signals import (
+    LATENCY_SIGNALS,
+    PROBES,
+    RATE_WINDOW,
+    RecordingRule,
+    Scope,
+    Signal,
+    data_scope,
+    eq,
+    record,
+    tier_scope,
+    used_dependencies,
+)
+from components.service import tls_secret_name
 from services.model import Dependency
 from services.tiers import TIER_POLICIES, Severity, Tier
 from settings.loader import PlatformSettings
 from settings.monitoring import AlertSettings, MonitoringSettings
-from settings.resolve import ResolvedService
 
-#: Window of every rate(): four scrapes of the slowest tier (60 s), so one missed scrape
-#: never empties a rate.
-RATE_WINDOW = "5m"
-#: The quantile the latency objectives are written for.
-LATENCY_QUANTILE = 0.95
 #: cert-manager's ingress-shim names an Ingress's Certificate after its TLS Secret (``<service>-tls``).
 TLS_SECRET_SUFFIX = tls_secret_name("")
 SECONDS_PER_DAY = 86400
@@ -64,10 +65,10 @@ class AlertName(StrEnum):
     REPLICAS_MISMATCH = "ReplicasMismatch"
 
 
-#: The exporter metric that says a dependency is reachable, and the alert raised when it is not.
-DEPENDENCY_PROBES: dict[Dependency, tuple[str, AlertName, str]] = {
-    Dependency.POSTGRES: ("pg_up", AlertName.POSTGRES_DOWN, "PostgreSQL"),
-    Dependency.REDIS: ("redis_up", AlertName.REDIS_DOWN, "Redis"),
+#: The alert raised when a shared dependency is unreachable (its health metric: ``signals.PROBES``).
+DEPENDENCY_ALERTS: dict[Dependency, AlertName] = {
+    Dependency.POSTGRES: AlertName.POSTGRES_DOWN,
+    Dependency.REDIS: AlertName.REDIS_DOWN,
 }
 
 # A Prometheus rule as written in a rule file (and in a PrometheusRule's spec.groups[].rules).
@@ -79,48 +80,13 @@ AlertingRule = TypedDict(
 
 class RuleGroup(TypedDict):
     name: str
-    rules: list[AlertingRule]
-
-
-@dataclass(frozen=True)
-class Scope:
-    """The workloads one rule group watches, as PromQL label matchers.
-
-    A catalog tier lists its services; the data tier is every container of the namespace
-    that is *not* a catalog service (``excluding``), so PostgreSQL, Redis and their
-    exporters are watched whatever their names.
-    """
-
-    tier: str
-    namespace: str
-    services: tuple[str, ...]
-    excluding: bool = False
-    deployments: tuple[str, ...] = ()
-    certificates: tuple[str, ...] = ()
-
-    def match(self, label: str, values: Sequence[str] | None = None) -> str:
-        listed = "|".join(self.services if values is None else values)
-        return f'{label}{"!~" if self.excluding else "=~"}"{listed}"'
-
-    def select(self, metric: str, *matchers: str, namespace_label: str = "namespace") -> str:
-        """``metric{namespace="<ns>", <matchers>}``: every selector is scoped to the platform namespace."""
-        return f"{metric}{{{', '.join((eq(namespace_label, self.namespace), *matchers))}}}"
-
-    @staticmethod
-    def service_from(expr: str, label: str, pattern: str = "(.*)", replacement: str = "$1") -> str:
-        """Sets ``service`` (the label routing and inhibition use) from ``label`` matching ``pattern``."""
-        body = expr.replace("\n", "\n  ")
-        return f'label_replace(\n  {body},\n  "service", "{replacement}", "{label}", "{pattern}"\n)'
+    #: The recording rules of the group's signals first, then its alerts (which read them).
+    rules: list[RecordingRule | AlertingRule]
 
 
 def _percent(ratio: float) -> str:
     """``0.025`` -> ``2.5%`` (a threshold exactly as configured, not rounded to a whole percent)."""
     return f"{ratio * 100:.4g}%"
-
-
-def eq(label: str, value: str) -> str:
-    """An equality matcher, ``label="value"``."""
-    return f'{label}="{value}"'
 
 
 #: Alert templates, expanded by Prometheus when an alert fires.
@@ -155,32 +121,76 @@ class _Rules:
             },
         }
 
-    # --- per service (catalog tiers) -------------------------------------------------------
-
-    def service_down(self, severity: Severity) -> AlertingRule:
-        scope, for_ = self.scope, self.alerts.service_down_for
-        # No target answering, or no target at all (Deployment gone, Service selecting nothing).
-        absent = [f"absent({scope.select('up', eq('job', name))})" for name in scope.services]
-        expr = "\nor ".join([f"max by (namespace, job) ({scope.select('up', scope.match('job'))}) == 0", *absent])
-        return self.rule(
-            AlertName.SERVICE_DOWN, severity, scope.service_from(expr, "job"), for_=for_,
-            summary=f"{SERVICE} is down",
-            description=f"No target of {SERVICE} ({scope.tier} tier) in {scope.namespace} has answered a scrape "
-                        f"for {for_}: every pod is failing or none is running.",
-        )
+    # --- the signals: recording rules, read by the alerts below and by the dashboards --------
 
     def _per_job_rate(self, *matchers: str, metric: str = "http_requests_total") -> str:
         selector = self.scope.select(metric, self.scope.match("job"), *matchers)
         return f"sum by (namespace, job) (rate({selector}[{RATE_WINDOW}]))"
 
-    def error_ratio(self) -> list[AlertingRule]:
+    def service_signals(self) -> list[RecordingRule]:
+        """Per service: up, traffic, 5xx share and latency quantiles, the last two only above the traffic floor."""
         scope, alerts = self.scope, self.alerts
         requests, errors = self._per_job_rate(), self._per_job_rate('code=~"5.."')
+        buckets = scope.select("http_request_duration_seconds_bucket", scope.match("job"))
+        # Two slow requests out of three at night are noise too: latency has the error ratio's floor.
+        floor = f"{self._per_job_rate(metric='http_request_duration_seconds_count')} >= " \
+                f"{alerts.error_ratio_min_request_rate}"
+        quantiles = [
+            record(signal, scope.service_from(f"histogram_quantile({quantile}, sum by (namespace, job, le) "
+                                              f"(rate({buckets}[{RATE_WINDOW}])))\nand\n{floor}", "job"))
+            for quantile, signal in LATENCY_SIGNALS.items()
+        ]
+        up = f"max by (namespace, job) ({scope.select('up', scope.match('job'))})"
+        return [
+            record(Signal.UP, scope.service_from(up, "job")),
+            record(Signal.REQUESTS, scope.service_from(requests, "job")),
+            record(Signal.ERROR_RATIO, scope.service_from(
+                f"(\n  {errors}\n  /\n  {requests}\n)\n"
+                f"and\n{requests} >= {alerts.error_ratio_min_request_rate}", "job"),
+            ),
+            *quantiles,
+        ]
+
+    def container_signals(self) -> list[RecordingRule]:
+        """Per container: CPU and working-set memory as a share of the container's limit."""
+        scope, by = self.scope, "by (namespace, pod, container)"
+
+        def of_limit(usage: str, resource: str) -> str:
+            limits = scope.select("kube_pod_container_resource_limits", scope.match("container"),
+                                  eq("resource", resource))
+            return scope.service_from(f"{usage}\n/ on (namespace, pod, container)\nsum {by} ({limits})", "container")
+
+        cpu = scope.select("container_cpu_usage_seconds_total", scope.match("container"))
+        memory = scope.select("container_memory_working_set_bytes", scope.match("container"))
+        return [record(Signal.CPU, of_limit(f"sum {by} (rate({cpu}[{RATE_WINDOW}]))", "cpu")),
+                record(Signal.MEMORY, of_limit(f"max {by} ({memory})", "memory"))]
+
+    def dependency_signal(self, dependency: Dependency) -> RecordingRule:
+        """The exporter's health metric per pod; a constant service label (the exporter's Service is ours)."""
+        probe = PROBES[dependency]
+        expr = f"max by (namespace, pod) ({self.scope.select(probe.metric)})"
+        return record(probe.signal, self.scope.service_from(expr, "namespace", ".*", dependency.value))
+
+    # --- per service (catalog tiers) -------------------------------------------------------
+
+    def service_down(self, severity: Severity) -> AlertingRule:
+        scope, for_ = self.scope, self.alerts.service_down_for
+        # No target answering, or no target at all (Deployment gone, Service selecting nothing).
+        absent = [f"absent({scope.select(Signal.UP, eq('job', name), eq('service', name))})"
+                  for name in scope.services]
+        expr = "\nor ".join([f"{scope.signal(Signal.UP, 'job')} == 0", *absent])
+        return self.rule(
+            AlertName.SERVICE_DOWN, severity, expr, for_=for_,
+            summary=f"{SERVICE} is down",
+            description=f"No target of {SERVICE} ({scope.tier} tier) in {scope.namespace} has answered a scrape "
+                        f"for {for_}: every pod is failing or none is running.",
+        )
+
+    def error_ratio(self) -> list[AlertingRule]:
+        scope, alerts = self.scope, self.alerts
         return [
             self.rule(
-                AlertName.ERROR_RATIO_HIGH, severity,
-                scope.service_from(f"(\n  {errors}\n  /\n  {requests}\n) > {threshold}\n"
-                                   f"and\n{requests} >= {alerts.error_ratio_min_request_rate}", "job"),
+                AlertName.ERROR_RATIO_HIGH, severity, f"{scope.signal(Signal.ERROR_RATIO, 'job')} > {threshold}",
                 for_=alerts.error_ratio_for,
                 summary=f"{SERVICE} fails {PERCENT} of its requests",
                 description=f"More than {_percent(threshold)} of the requests to {SERVICE} have been answered with a "
@@ -193,12 +203,9 @@ class _Rules:
     def latency(self, tier: Tier) -> AlertingRule:
         scope, alerts = self.scope, self.alerts
         objective = alerts.latency_p95_seconds[tier]
-        buckets = scope.select("http_request_duration_seconds_bucket", scope.match("job"))
-        requests = self._per_job_rate(metric="http_request_duration_seconds_count")
-        expr = (f"histogram_quantile({LATENCY_QUANTILE}, sum by (namespace, job, le) (rate({buckets}[{RATE_WINDOW}])))"
-                f" > {objective}\nand\n{requests} >= {alerts.error_ratio_min_request_rate}")
         return self.rule(
-            AlertName.LATENCY_HIGH, Severity.WARNING, scope.service_from(expr, "job"), for_=alerts.latency_for,
+            AlertName.LATENCY_HIGH, Severity.WARNING, f"{scope.signal(Signal.LATENCY_P95, 'job')} > {objective}",
+            for_=alerts.latency_for,
             summary=f"{SERVICE} answers slowly: p95 {{{{ $value | humanizeDuration }}}}",
             description=f"The 95th percentile latency of {SERVICE} has been above the {tier.value} tier's objective "
                         f"of {objective}s for {alerts.latency_for}.",
@@ -262,31 +269,21 @@ class _Rules:
 
     def saturation(self) -> list[AlertingRule]:
         scope, alerts = self.scope, self.alerts
-        by = "by (namespace, pod, container)"
-
-        def limit(resource: str) -> str:
-            limits = scope.select("kube_pod_container_resource_limits", scope.match("container"),
-                                  eq("resource", resource))
-            return f"sum {by} ({limits})"
-
-        cpu = scope.select("container_cpu_usage_seconds_total", scope.match("container"))
-        memory = scope.select("container_memory_working_set_bytes", scope.match("container"))
         signals = (
-            (AlertName.CPU_SATURATION, "CPU", f"sum {by} (rate({cpu}[{RATE_WINDOW}]))", limit("cpu"),
+            (AlertName.CPU_SATURATION, "CPU", Signal.CPU,
              ((Severity.CRITICAL, alerts.cpu_critical), (Severity.WARNING, alerts.cpu_warning))),
-            (AlertName.MEMORY_SATURATION, "memory", f"max {by} ({memory})", limit("memory"),
+            (AlertName.MEMORY_SATURATION, "memory", Signal.MEMORY,
              ((Severity.CRITICAL, alerts.memory_critical), (Severity.WARNING, alerts.memory_warning))),
         )
         return [
             self.rule(
-                name, severity,
-                scope.service_from(f"{usage}\n/ on (namespace, pod, container)\n{limits}\n> {threshold}", "container"),
+                name, severity, f"{scope.signal(signal, 'container')} > {threshold}",
                 for_=alerts.saturation_for,
                 summary=f"{POD} uses {PERCENT} of its {resource} limit",
                 description=f"Container {CONTAINER} of pod {POD} has used more than {_percent(threshold)} of its "
                             f"{resource} limit for {alerts.saturation_for}.",
             )
-            for name, resource, usage, limits, thresholds in signals
+            for name, resource, signal, thresholds in signals
             for severity, threshold in thresholds
         ]
 
@@ -305,15 +302,16 @@ class _Rules:
 
     def dependency_down(self, dependency: Dependency) -> AlertingRule:
         scope, for_ = self.scope, self.alerts.dependency_down_for
-        metric, name, product = DEPENDENCY_PROBES[dependency]
-        probe = scope.select(metric)
-        expr = f"max by (namespace, pod) ({probe}) == 0\nor\nabsent({probe})"
+        probe = PROBES[dependency]
+        # No pod reaching the server, or no exporter scraped at all (absent() keeps the matchers' labels).
+        expr = (f"{scope.select(probe.signal)} == 0\n"
+                f"or\nabsent({scope.select(probe.signal, eq('service', dependency.value))})")
+        product = probe.product
         return self.rule(
-            # A constant service label: the exporter's own Service name is the data tier's business.
-            name, Severity.CRITICAL, scope.service_from(expr, "namespace", ".*", dependency.value), for_=for_,
+            DEPENDENCY_ALERTS[dependency], Severity.CRITICAL, expr, for_=for_,
             summary=f"{product} is unreachable",
-            description=f"The {product} exporter in {scope.namespace} cannot reach {product} (`{metric}` is 0), or "
-                        f"the exporter itself is not scraped, for {for_}. Services using {product} fail.",
+            description=f"The {product} exporter in {scope.namespace} cannot reach {product} (`{probe.metric}` is "
+                        f"0), or the exporter itself is not scraped, for {for_}. Services using {product} fail.",
         )
 
     def disk(self) -> AlertingRule:
@@ -332,52 +330,25 @@ class _Rules:
         )
 
 
-def _deployments(service: ResolvedService) -> list[str]:
-    return [deployment_name(service.name, w.track) for w in service.workloads]
-
-
-def tier_scope(platform: PlatformSettings, namespace: str, tier: Tier) -> Scope:
-    services = platform.in_tier(tier)
-    return Scope(
-        tier=tier.value,
-        namespace=namespace,
-        services=tuple(s.name for s in services),
-        deployments=tuple(name for s in services for name in _deployments(s)),
-        certificates=tuple(tls_secret_name(s.name) for s in services if s.spec.public),
-    )
-
-
-def data_scope(platform: PlatformSettings, namespace: str) -> Scope:
-    return Scope(tier=DATA_TIER, namespace=namespace, services=tuple(s.name for s in platform.services),
-                 excluding=True)
-
-
-def used_dependencies(platform: PlatformSettings) -> list[Dependency]:
-    """Shared dependencies that at least one service uses and that run in the cluster: only those are watched.
-
-    Their exporter runs beside the server; a managed (``external``) server has none here, so
-    ``absent(pg_up)`` would page forever. The provider's own monitoring watches it (docs/monitoring.md).
-    """
-    return [d for d, server in platform.settings.data_servers.items()
-            if server.in_cluster and any(s.spec.uses_dependency(d) for s in platform.services)]
-
-
-def _tier_rules(rules: _Rules, tier: Tier) -> list[AlertingRule]:
-    built = [rules.service_down(TIER_POLICIES[tier].down_severity), *rules.error_ratio(), rules.latency(tier),
-             *rules.saturation(), rules.crash_loop()]
+def _tier_rules(rules: _Rules, tier: Tier) -> list[RecordingRule | AlertingRule]:
+    built: list[RecordingRule | AlertingRule] = [
+        *rules.service_signals(), *rules.container_signals(),
+        rules.service_down(TIER_POLICIES[tier].down_severity), *rules.error_ratio(), rules.latency(tier),
+        *rules.saturation(), rules.crash_loop()]
     if rules.scope.certificates:
         built.append(rules.certificate())
     return built + rules.rollouts()
 
 
-def _data_rules(rules: _Rules, dependencies: Sequence[Dependency]) -> list[AlertingRule]:
-    return [*(rules.dependency_down(d) for d in dependencies), rules.disk(), *rules.saturation(), rules.crash_loop()]
+def _data_rules(rules: _Rules, dependencies: Sequence[Dependency]) -> list[RecordingRule | AlertingRule]:
+    return [*(rules.dependency_signal(d) for d in dependencies), *rules.container_signals(),
+            *(rules.dependency_down(d) for d in dependencies), rules.disk(), *rules.saturation(), rules.crash_loop()]
 
 
 def rule_groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGroup]:
     """Every rule group, by its key (a tier name, or ``data``); each is one PrometheusRule."""
     monitoring = platform.settings.monitoring
-    groups: dict[str, list[AlertingRule]] = {
+    groups: dict[str, list[RecordingRule | AlertingRule]] = {
         tier.value: _tier_rules(_Rules(tier_scope(platform, namespace, tier), monitoring), tier)
         for tier in Tier if platform.in_tier(tier)
     }
