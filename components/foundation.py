@@ -6,20 +6,18 @@ configured by namespace labels.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
-from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 from pulumi_kubernetes.rbac.v1 import PolicyRuleArgsDict, SubjectArgsDict
 
 from components.base import PlatformComponent
 from components.labels import PLATFORM_TIER, labels, metadata
+from components.network import dns_egress_rule
 from services.tiers import TIER_POLICIES, Tier
-from settings.environment import Subject
+from settings.environment import EnvironmentSettings, ResolvedQuota, Subject
 from settings.loader import PlatformSettings
 
 PLATFORM_NAME = "codai-platform"
@@ -79,30 +77,43 @@ class Foundation(PlatformComponent):
     def __init__(self, name: str, args: FoundationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("codai:platform:Foundation", name, opts)
         env = args.platform.settings.environment
-        ns = env.namespace
+        self._ns = env.namespace
+        self.namespace = self._namespace(name, env)
+        self._quota_and_limits(name, args.platform.quota)
+        self._default_network_policies(name)
+        for role, rules, subjects in (("deployer", DEPLOYER_RULES, env.rbac.deployers),
+                                      ("viewer", VIEWER_RULES, env.rbac.viewers)):
+            self._role_with_binding(f"{name}-{role}", f"codai-{role}", rules, subjects)
+        self.priority_classes = self._priority_classes(name)
+        self.register_outputs({"namespace": self.namespace.metadata.name})
+
+    def _meta(self, object_name: str, component: str, namespaced: bool = True) -> ObjectMetaArgsDict:
+        return metadata(object_name, self._ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER))
+
+    def _after_namespace(self) -> pulumi.ResourceOptions:
+        """A namespaced object's options: it cannot be created before its namespace."""
+        return self.child_opts(depends_on=[self.namespace])
+
+    def _namespace(self, name: str, env: EnvironmentSettings) -> k8s.core.v1.Namespace:
         psa_version = f"v{env.kubernetes.min_version}"
-
-        def meta(object_name: str, component: str, namespaced: bool = True) -> ObjectMetaArgsDict:
-            return metadata(object_name, ns if namespaced else None, labels(PLATFORM_NAME, component, PLATFORM_TIER))
-
         pod_security = {
             f"pod-security.kubernetes.io/{mode}{suffix}": value
             for mode in ("enforce", "audit", "warn")
             for suffix, value in (("", "restricted"), ("-version", psa_version))
         }
-        namespace_meta = metadata(ns, None, {**labels(PLATFORM_NAME, "namespace", PLATFORM_TIER), **pod_security})
+        namespace_meta = metadata(self._ns, None,
+                                  {**labels(PLATFORM_NAME, "namespace", PLATFORM_TIER), **pod_security})
         # Deleting the namespace deletes everything in it, databases included.
-        self.namespace = k8s.core.v1.Namespace(
+        return k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=namespace_meta,
             opts=self.child_opts(protect=env.protect_stateful, retain_on_delete=True),
         )
-        after_namespace = {"depends_on": [self.namespace]}
 
-        quota = args.platform.quota
+    def _quota_and_limits(self, name: str, quota: ResolvedQuota) -> None:
         k8s.core.v1.ResourceQuota(
             f"{name}-quota",
-            metadata=meta("codai-quota", "quota"),
+            metadata=self._meta("codai-quota", "quota"),
             spec={"hard": {
                 "requests.cpu": str(quota.requests_cpu),
                 "requests.memory": str(quota.requests_memory),
@@ -111,74 +122,64 @@ class Foundation(PlatformComponent):
                 "pods": str(quota.pods),
                 "persistentvolumeclaims": str(quota.persistent_volume_claims),
             }},
-            opts=self.child_opts(**after_namespace),
+            opts=self._after_namespace(),
         )
         # Defaults for any container that forgets its resources (a quota rejects such pods otherwise).
         k8s.core.v1.LimitRange(
             f"{name}-limits",
-            metadata=meta("codai-limits", "quota"),
+            metadata=self._meta("codai-limits", "quota"),
             spec={"limits": [{
                 "type": "Container",
                 "default_request": {"cpu": "100m", "memory": "128Mi"},
                 "default": {"cpu": "500m", "memory": "256Mi"},
                 "max": {"memory": "8Gi"},
             }]},
-            opts=self.child_opts(**after_namespace),
+            opts=self._after_namespace(),
         )
 
+    def _default_network_policies(self, name: str) -> None:
         # Zero trust: nothing in or out unless a service's own policy allows it.
         k8s.networking.v1.NetworkPolicy(
             f"{name}-default-deny",
-            metadata=meta("default-deny-all", "network-policy"),
+            metadata=self._meta("default-deny-all", "network-policy"),
             spec={"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
-            opts=self.child_opts(**after_namespace),
+            opts=self._after_namespace(),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-allow-dns",
-            metadata=meta("allow-dns-egress", "network-policy"),
+            metadata=self._meta("allow-dns-egress", "network-policy"),
             spec={"pod_selector": {}, "policy_types": ["Egress"], "egress": [dns_egress_rule()]},
-            opts=self.child_opts(**after_namespace),
+            opts=self._after_namespace(),
         )
 
-        for role, rules, subjects in (("deployer", DEPLOYER_RULES, env.rbac.deployers),
-                                      ("viewer", VIEWER_RULES, env.rbac.viewers)):
-            self._role_with_binding(f"{name}-{role}", f"codai-{role}", rules, subjects,
-                                    meta=meta, after_namespace=after_namespace)
-
-        self.priority_classes = {}
+    def _priority_classes(self, name: str) -> dict[Tier, str]:
+        """One PriorityClass per tier (cluster-wide, so named after the namespace); their names by tier."""
+        names: dict[Tier, str] = {}
         for tier, policy in TIER_POLICIES.items():
-            class_name = f"{ns}-{tier.value}"
+            class_name = f"{self._ns}-{tier.value}"
             k8s.scheduling.v1.PriorityClass(
                 f"{name}-priority-{tier.value}",
-                metadata=meta(class_name, "priority-class", namespaced=False),
+                metadata=self._meta(class_name, "priority-class", namespaced=False),
                 value=policy.priority,
                 global_default=False,
                 preemption_policy="PreemptLowerPriority",
-                description=f"Codai {tier.value} tier services in namespace {ns}",
+                description=f"Codai {tier.value} tier services in namespace {self._ns}",
                 opts=self.child_opts(),
             )
-            self.priority_classes[tier] = class_name
-
-        self.register_outputs({"namespace": self.namespace.metadata.name})
+            names[tier] = class_name
+        return names
 
     def _role_with_binding(
-        self,
-        resource_name: str,
-        role_name: str,
-        rules: list[PolicyRuleArgsDict],
-        subjects: list[Subject],
-        *,
-        meta: Callable[[str, str], ObjectMetaArgsDict],
-        after_namespace: dict[str, Any],
+        self, resource_name: str, role_name: str, rules: list[PolicyRuleArgsDict], subjects: list[Subject]
     ) -> None:
-        k8s.rbac.v1.Role(f"{resource_name}-role", metadata=meta(role_name, "rbac"), rules=rules,
-                         opts=self.child_opts(**after_namespace))
+        k8s.rbac.v1.Role(f"{resource_name}-role", metadata=self._meta(role_name, "rbac"), rules=rules,
+                         opts=self._after_namespace())
         k8s.rbac.v1.RoleBinding(
             f"{resource_name}-binding",
-            metadata=meta(role_name, "rbac"),
+            metadata=self._meta(role_name, "rbac"),
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
             subjects=[_subject(s) for s in subjects],
-            opts=self.child_opts(**after_namespace),
+            opts=self._after_namespace(),
         )
 
 
@@ -187,13 +188,3 @@ def _subject(subject: Subject) -> SubjectArgsDict:
         return {"kind": subject.kind, "name": subject.name, "namespace": subject.namespace}
     return {"kind": subject.kind, "name": subject.name, "api_group": "rbac.authorization.k8s.io"}
 
-
-def dns_egress_rule() -> NetworkPolicyEgressRuleArgsDict:
-    """Egress to the cluster DNS only (kube-dns / CoreDNS in kube-system)."""
-    return {
-        "to": [{
-            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": "kube-system"}},
-            "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}},
-        }],
-        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-    }

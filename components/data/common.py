@@ -42,6 +42,7 @@ from components.base import PlatformComponent
 from components.contracts import DependencyBinding
 from components.data import backup
 from components.labels import COMPONENT, DATA_TIER, NAME, TIER_LABEL, labels, metadata, selector
+from components.network import ip_block_egress, prometheus_scrape_rule
 from components.security import (
     SECRETS_AS_ENVIRONMENT,
     ScannerException,
@@ -189,11 +190,6 @@ def volume_claim(size: Memory, storage_class: str | None) -> PersistentVolumeCla
     if storage_class:
         claim["storage_class_name"] = storage_class
     return claim
-
-
-def ip_block_egress(cidrs: Sequence[object], port: int) -> NetworkPolicyEgressRuleArgsDict:
-    return {"to": [{"ip_block": {"cidr": str(cidr)}} for cidr in cidrs],
-            "ports": [{"protocol": "TCP", "port": port}]}
 
 
 class DataComponent(PlatformComponent):
@@ -430,12 +426,8 @@ class DataComponent(PlatformComponent):
                 {"key": NAME, "operator": "In", "values": [spec.name for spec in self.clients]}]}},
         ] if self.clients else []
         clients += [{"pod_selector": {"match_labels": self.pod_selector(job)}} for job in job_components]
-        prometheus: NetworkPolicyPeerArgsDict = {
-            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": self.monitoring.namespace}},
-            "pod_selector": {"match_labels": dict(self.monitoring.prometheus_pod_labels)},
-        }
         ingress: list[NetworkPolicyIngressRuleArgsDict] = [
-            {"from_": [prometheus], "ports": [{"protocol": "TCP", "port": self.metrics_port.number}]}]
+            prometheus_scrape_rule(self.monitoring, self.metrics_port.number)]
         if clients:  # never an empty `from`: it would admit every source
             ingress.insert(0, {"from_": clients, "ports": [{"protocol": "TCP", "port": self.port.number}]})
         spec: NetworkPolicySpecArgsDict = {

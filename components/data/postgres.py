@@ -30,15 +30,21 @@ from components.data.common import (
     container,
     exec_probe,
     exporter_probes,
-    ip_block_egress,
     plain_digest,
     secret_volume,
     volume_claim,
 )
+from components.network import ip_block_egress, public_https_egress_rule
 from components.security import pinned_by_tag_skips
-from components.service import PRIVATE_RANGES
 from services.model import Dependency, ServiceSpec
-from settings.data import BACKUP_RESOURCES, JOB_RESOURCES, PostgresSettings, SecretReference, backup_storage
+from settings.data import (
+    BACKUP_RESOURCES,
+    JOB_RESOURCES,
+    ObjectStoreTarget,
+    PostgresSettings,
+    SecretReference,
+    backup_storage,
+)
 from settings.quantities import Memory
 
 #: The in-cluster server's administrator (the image's POSTGRES_USER).
@@ -288,24 +294,23 @@ class Postgres(DataComponent):
             # The dump goes to a scratch volume that lives as long as the pod; only the bucket keeps backups.
             volumes.append({"name": "backups", "ephemeral": {"volume_claim_template": {
                 "metadata": {"labels": self.labels("backup")}, "spec": claim}}})
-            upload_env = {
-                "BACKUP_DIR": BACKUP_DIR, "BACKUP_KEEP": str(settings.keep),
-                "BACKUP_REMOTE": f":s3:{store.bucket_path}",
-                # rclone's S3 backend from the environment: keys from the credentials Secret.
-                "RCLONE_S3_PROVIDER": "Other" if store.endpoint else "AWS", "RCLONE_S3_ENV_AUTH": "true",
-                "RCLONE_S3_REGION": store.region, "RCLONE_CONFIG": "/tmp/rclone.conf", "HOME": "/tmp",
-            }
-            if store.endpoint:
-                upload_env["RCLONE_S3_ENDPOINT"] = store.endpoint
-            upload = container("upload", RCLONE_IMAGE, JOB_RESOURCES, command=backup.command("upload.sh"),
-                               env=upload_env, env_from_secrets=[store.credentials_secret], mounts=mounts)
             pod = Pod(init_containers=[self._dump({**dump_env, "BACKUP_KEEP": "1"}, [*mounts, admin_mount])],
-                      containers=[upload], volumes=volumes)
-            extra_egress.append(ip_block_egress(store.egress_cidrs, 443) if store.egress_cidrs else {
-                "to": [{"ip_block": {"cidr": "0.0.0.0/0", "except_": PRIVATE_RANGES}}],
-                "ports": [{"protocol": "TCP", "port": 443}]})
+                      containers=[self._upload(store, mounts)], volumes=volumes)
+            extra_egress.append(ip_block_egress(store.egress_cidrs, 443) if store.egress_cidrs
+                                else public_https_egress_rule())
         images = [self.pg.image] + ([RCLONE_IMAGE] if store else [])
-        spec: CronJobSpecArgsDict = {
+        k8s.batch.v1.CronJob(
+            f"{self.name}-backup-cronjob",
+            metadata=self.meta(f"{self.name}-backup", "backup",
+                               skips=[*pinned_by_tag_skips(*images), *self.secret_env_skips(pod)]),
+            spec=self._backup_schedule(pod),
+            opts=self.child_opts(),
+        )
+        self.job_network_policy("backup", extra_egress)
+
+    def _backup_schedule(self, pod: Pod) -> CronJobSpecArgsDict:
+        settings = self.pg.backup
+        return {
             "schedule": settings.schedule,
             "time_zone": "Etc/UTC",
             # One backup at a time; a missed run is started late (within an hour), not skipped.
@@ -322,14 +327,20 @@ class Postgres(DataComponent):
                 },
             },
         }
-        k8s.batch.v1.CronJob(
-            f"{self.name}-backup-cronjob",
-            metadata=self.meta(f"{self.name}-backup", "backup",
-                               skips=[*pinned_by_tag_skips(*images), *self.secret_env_skips(pod)]),
-            spec=spec,
-            opts=self.child_opts(),
-        )
-        self.job_network_policy("backup", extra_egress)
+
+    def _upload(self, store: ObjectStoreTarget, mounts: Sequence[VolumeMountArgsDict]) -> ContainerArgsDict:
+        """rclone copying the dumps to the bucket, keeping the newest ``keep`` there."""
+        upload_env = {
+            "BACKUP_DIR": BACKUP_DIR, "BACKUP_KEEP": str(self.pg.backup.keep),
+            "BACKUP_REMOTE": f":s3:{store.bucket_path}",
+            # rclone's S3 backend from the environment: keys from the credentials Secret.
+            "RCLONE_S3_PROVIDER": "Other" if store.endpoint else "AWS", "RCLONE_S3_ENV_AUTH": "true",
+            "RCLONE_S3_REGION": store.region, "RCLONE_CONFIG": "/tmp/rclone.conf", "HOME": "/tmp",
+        }
+        if store.endpoint:
+            upload_env["RCLONE_S3_ENDPOINT"] = store.endpoint
+        return container("upload", RCLONE_IMAGE, JOB_RESOURCES, command=backup.command("upload.sh"),
+                         env=upload_env, env_from_secrets=[store.credentials_secret], mounts=mounts)
 
     def _dump(self, env: Mapping[str, str], mounts: Sequence[VolumeMountArgsDict]) -> ContainerArgsDict:
         return container("backup", self.pg.image, BACKUP_RESOURCES, command=backup.command("backup.sh"), env=env,
