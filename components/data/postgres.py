@@ -226,18 +226,10 @@ class Postgres(DataComponent):
             probes={"startup": {**ready, "period_seconds": 5, "failure_threshold": 120},
                     "liveness": ready, "readiness": {**ready, "period_seconds": 5, "failure_threshold": 3}},
         )
-        exporter = container(
-            "exporter", self.pg.exporter_image, self.sizing.exporter,
-            env={"DATA_SOURCE_URI": f"localhost:{self.port.number}/postgres?sslmode=disable",
-                 "DATA_SOURCE_USER": sql.MONITOR_ROLE, "DATA_SOURCE_PASS_FILE": f"{MONITOR_DIR}/password"},
-            ports=[self.metrics_port],
-            mounts=[{"name": "monitor", "mount_path": MONITOR_DIR, "read_only": True}],
-            probes=exporter_probes(),
-        )
         # Parallel queries exchange data through /dev/shm, which container runtimes cap at 64Mi.
         shm = Memory(min(memory_limit.bytes // 4, 2**30))
         pod = Pod(
-            containers=[server, exporter],
+            containers=[server, self._exporter()],
             volumes=[
                 config_volume("config", config.metadata.name),
                 secret_volume("admin", admin.name, {admin.password_key: "password"}),
@@ -248,6 +240,17 @@ class Postgres(DataComponent):
         )
         return self.stateful_set(pod, checksum=plain_digest(*files.values()), grace_seconds=120,
                                  skips=pinned_by_tag_skips(self.pg.image, self.pg.exporter_image))
+
+    def _exporter(self) -> ContainerArgsDict:
+        """postgres_exporter, logging in over localhost as the monitor role."""
+        return container(
+            "exporter", self.pg.exporter_image, self.sizing.exporter,
+            env={"DATA_SOURCE_URI": f"localhost:{self.port.number}/postgres?sslmode=disable",
+                 "DATA_SOURCE_USER": sql.MONITOR_ROLE, "DATA_SOURCE_PASS_FILE": f"{MONITOR_DIR}/password"},
+            ports=[self.metrics_port],
+            mounts=[{"name": "monitor", "mount_path": MONITOR_DIR, "read_only": True}],
+            probes=exporter_probes(),
+        )
 
     # --- jobs -----------------------------------------------------------------------------------------
 
