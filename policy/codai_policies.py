@@ -162,7 +162,8 @@ def _production_replicas(args: ResourceValidationArgs, report: ReportViolation) 
 def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """A LabelSelector; ``{}`` selects every pod (as in a PodDisruptionBudget of policy/v1).
 
-    (The pack runs in its own venv, without the repository: it cannot share tools/lint_objects.py.)
+    (The pack runs in its own venv, without the repository: it cannot share tools/rendered.py.
+    tests/test_policy_selector_agreement.py holds the two copies to the same answers.)
     """
     if selector is None:
         return False

@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 
 from services.catalog import CATALOG
-from tools.lint_objects import (
-    Call,
-    connectivity,
-    connectivity_report,
-    declared_calls,
-    lint,
-    selector_matches,
-)
+from tools.connectivity import Call, connectivity, connectivity_report, declared_calls
+from tools.lint_objects import lint
 from tools.offline import StackRun
+from tools.rendered import selector_matches
 
 Object = dict[str, Any]
 

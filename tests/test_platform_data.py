@@ -14,8 +14,9 @@ from services.model import Dependency
 from settings.loader import PROJECT, SettingsError, load_settings
 from tests.conftest import STACKS
 from tests.test_data_components import EXTERNAL_POSTGRES, EXTERNAL_REDIS
+from tools.connectivity import connectivity_report, declared_calls
 from tools.crd_schemas import load_crd_schemas, validate_objects
-from tools.lint_objects import connectivity_report, declared_calls, lint
+from tools.lint_objects import lint
 from tools.offline import StackRun, run_stack, stack_config, stack_values
 from tools.validate import kubernetes_versions, made_elsewhere
 

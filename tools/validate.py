@@ -21,6 +21,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tools.connectivity import Call, connectivity, connectivity_report, declared_calls, rules_allow
 from tools.crd_schemas import (
     DEFAULT_CRDS,
     CrdFolderMissingError,
@@ -30,7 +31,7 @@ from tools.crd_schemas import (
     schema_errors,
     validate_objects,
 )
-from tools.lint_objects import Call, connectivity, connectivity_report, declared_calls, lint, rules_allow
+from tools.lint_objects import lint
 from tools.offline import StackRun, discover_stacks, run_stack, stack_settings
 
 # What other modules and tests import from here.
