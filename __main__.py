@@ -4,11 +4,11 @@ import pulumi
 
 from components.platform import CodaiPlatform, PlatformArgs
 from services.catalog import CATALOG
-from settings.pulumi_config import load_stack_settings
+from settings.pulumi_config import load_stack_plan
 
-settings = load_stack_settings()  # validates everything before the first resource
-platform = CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=CATALOG))
+plan = load_stack_plan()  # validates everything before the first resource
+platform = CodaiPlatform("codai", PlatformArgs(plan=plan, catalog=CATALOG))
 
 pulumi.export("namespace", platform.foundation.namespace.metadata.name)
 pulumi.export("urls", platform.urls)
-pulumi.export("servicesByTier", {tier.value: len(settings.in_tier(tier)) for tier in platform.tiers})
+pulumi.export("servicesByTier", {tier.value: len(plan.in_tier(tier)) for tier in platform.tiers})

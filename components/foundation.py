@@ -17,8 +17,7 @@ from components.base import PlatformComponent
 from components.labels import PLATFORM_TIER, labels, metadata
 from components.network import dns_egress_rule
 from services.tiers import TIER_POLICIES, Tier
-from settings.environment import EnvironmentSettings, ResolvedQuota, Subject
-from settings.loader import PlatformSettings
+from settings.environment import RbacSettings, ResolvedQuota, Subject
 
 PLATFORM_NAME = "codai-platform"
 
@@ -63,9 +62,17 @@ VIEWER_RULES: list[PolicyRuleArgsDict] = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FoundationArgs:
-    platform: PlatformSettings
+    """What the namespace-wide objects are built from (the stack's ``environment`` keys, resolved)."""
+
+    namespace: str
+    #: Pod Security Admission's policy version: the oldest Kubernetes the stack supports (``1.30``).
+    pod_security_version: str
+    #: Pulumi ``protect`` on the namespace: deleting it would delete the databases in it.
+    protect_stateful: bool
+    quota: ResolvedQuota
+    rbac: RbacSettings
 
 
 class Foundation(PlatformComponent):
@@ -76,13 +83,12 @@ class Foundation(PlatformComponent):
 
     def __init__(self, name: str, args: FoundationArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("codai:platform:Foundation", name, opts)
-        env = args.platform.settings.environment
-        self._ns = env.namespace
-        self.namespace = self._namespace(name, env)
-        self._quota_and_limits(name, args.platform.quota)
+        self._ns = args.namespace
+        self.namespace = self._namespace(name, args)
+        self._quota_and_limits(name, args.quota)
         self._default_network_policies(name)
-        for role, rules, subjects in (("deployer", DEPLOYER_RULES, env.rbac.deployers),
-                                      ("viewer", VIEWER_RULES, env.rbac.viewers)):
+        for role, rules, subjects in (("deployer", DEPLOYER_RULES, args.rbac.deployers),
+                                      ("viewer", VIEWER_RULES, args.rbac.viewers)):
             self._role_with_binding(f"{name}-{role}", f"codai-{role}", rules, subjects)
         self.priority_classes = self._priority_classes(name)
         self.register_outputs({"namespace": self.namespace.metadata.name})
@@ -94,8 +100,8 @@ class Foundation(PlatformComponent):
         """A namespaced object's options: it cannot be created before its namespace."""
         return self.child_opts(depends_on=[self.namespace])
 
-    def _namespace(self, name: str, env: EnvironmentSettings) -> k8s.core.v1.Namespace:
-        psa_version = f"v{env.kubernetes.min_version}"
+    def _namespace(self, name: str, args: FoundationArgs) -> k8s.core.v1.Namespace:
+        psa_version = f"v{args.pod_security_version}"
         pod_security = {
             f"pod-security.kubernetes.io/{mode}{suffix}": value
             for mode in ("enforce", "audit", "warn")
@@ -107,7 +113,7 @@ class Foundation(PlatformComponent):
         return k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=namespace_meta,
-            opts=self.child_opts(protect=env.protect_stateful, retain_on_delete=True),
+            opts=self.child_opts(protect=args.protect_stateful, retain_on_delete=True),
         )
 
     def _quota_and_limits(self, name: str, quota: ResolvedQuota) -> None:

@@ -1,12 +1,13 @@
-"""NetworkPolicy rules that services and data servers share, so each rule has one definition."""
+"""NetworkPolicy rules that services and data servers share, so each rule has one definition.
+
+(Who may scrape a metrics port is in components/scraping.py, with the ServiceMonitor.)
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict, NetworkPolicyIngressRuleArgsDict
-
-from settings.monitoring import MonitoringSettings
+from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 
 #: Addresses that are not the public internet: "external" egress never means another pod, the node,
 #: the cloud's metadata endpoint (169.254.169.254) or a carrier-grade NAT neighbour.
@@ -42,14 +43,3 @@ def ip_block_egress(cidrs: Sequence[object], port: int) -> NetworkPolicyEgressRu
     """Egress to ``port`` on the given address ranges (a managed server, an object store)."""
     return {"to": [{"ip_block": {"cidr": str(cidr)}} for cidr in cidrs],
             "ports": [{"protocol": "TCP", "port": port}]}
-
-
-def prometheus_scrape_rule(monitoring: MonitoringSettings, port: int | str) -> NetworkPolicyIngressRuleArgsDict:
-    """Ingress to ``port`` (a metrics port) from the Prometheus pods of the monitoring namespace only."""
-    return {
-        "from_": [{
-            "namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": monitoring.namespace}},
-            "pod_selector": {"match_labels": dict(monitoring.prometheus_pod_labels)},
-        }],
-        "ports": [{"protocol": "TCP", "port": port}],
-    }

@@ -1,62 +1,81 @@
-"""The whole Codai platform of one stack: foundation, shared dependencies, tiers of services, alerting."""
+"""The whole Codai platform of one stack: foundation, shared dependencies, tiers of services, alerting.
+
+:class:`CodaiPlatform` is the composition root: the only reader of the stack's plan. It hands
+each component a narrow arguments object holding what that component needs and nothing else.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding, DependencyProvider
-from components.data import Postgres, PostgresArgs, Redis, RedisArgs
+from components.data import Postgres, Redis
+from components.data.common import DataArgs, ServerSettingsT
 from components.foundation import Foundation, FoundationArgs
-from components.monitoring import Observability, ObservabilityArgs
+from components.monitoring import Observability
+from components.monitoring.args import ObservabilityArgs
+from components.scraping import Scraping
 from components.service import CodaiService, Peer, ServiceArgs
 from components.tier import TIER_COMPONENTS, TierArgs, TierComponent
 from services.catalog import Catalog
 from services.model import Dependency
 from services.tiers import Tier
-from settings.loader import PlatformSettings
+from settings.loader import StackPlan
 from settings.resolve import ResolvedService
 
 
 @dataclass(frozen=True)
 class PlatformArgs:
-    platform: PlatformSettings
+    plan: StackPlan
     catalog: Catalog
 
 
+def foundation_args(plan: StackPlan) -> FoundationArgs:
+    environment = plan.settings.environment
+    return FoundationArgs(namespace=environment.namespace, pod_security_version=environment.kubernetes.min_version,
+                          protect_stateful=environment.protect_stateful, quota=plan.quota, rbac=environment.rbac)
+
+
+def observability_args(plan: StackPlan) -> ObservabilityArgs:
+    """Only the dependencies that run in the cluster and have a client are watched: only they have an exporter."""
+    settings = plan.settings
+    watched = tuple(dependency for dependency, server in settings.data_servers.items()
+                    if server.in_cluster and any(s.spec.uses_dependency(dependency) for s in plan.services))
+    return ObservabilityArgs(namespace=settings.environment.namespace, services=plan.services,
+                             dependencies=watched, monitoring=settings.monitoring)
+
+
 class CodaiPlatform(PlatformComponent):
-    """Builds every resource of a stack from its validated settings."""
+    """Builds every resource of a stack from its validated plan."""
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("codai:platform:Platform", name, opts)
-        self.platform = args.platform
+        self.plan = args.plan
         self.catalog = args.catalog
-        self.foundation = Foundation(name, FoundationArgs(args.platform), self.child_opts())
+        settings = args.plan.settings
+        self.scraping = Scraping.of(settings.monitoring)
+        self.foundation = Foundation(name, foundation_args(args.plan), self.child_opts())
         namespace = [self.foundation.namespace]
-        settings = args.platform.settings
-        environment = settings.environment
         # The data tier comes first: every service that uses it is handed a Secret and an egress rule.
-        self.postgres = Postgres("postgres", PostgresArgs(settings=settings.postgres, **self._data_args(
-            Dependency.POSTGRES)), self.child_opts(), depends_on=namespace)
-        self.redis = Redis("redis", RedisArgs(settings=settings.redis, **self._data_args(Dependency.REDIS)),
-                           self.child_opts(), depends_on=namespace)
+        self.postgres = Postgres("postgres", self._data_args(Dependency.POSTGRES, settings.postgres),
+                                 self.child_opts(), depends_on=namespace)
+        self.redis = Redis("redis", self._data_args(Dependency.REDIS, settings.redis), self.child_opts(),
+                           depends_on=namespace)
         self.providers: list[DependencyProvider] = [self.postgres, self.redis]
         self.tiers: dict[Tier, TierComponent] = {
             tier: component(
                 tier.value,
-                TierArgs(services=args.platform.in_tier(tier), service_args=self._service_args),
+                TierArgs(services=[self._service_args(plan) for plan in args.plan.in_tier(tier)]),
                 self.child_opts(),
                 depends_on=namespace,
             )
             for tier, component in TIER_COMPONENTS.items()
         }
-        self.observability = Observability(
-            name, ObservabilityArgs(namespace=environment.namespace, platform=args.platform), self.child_opts(),
-            depends_on=namespace,
-        )
+        self.observability = Observability(name, observability_args(args.plan), self.child_opts(),
+                                           depends_on=namespace)
         self.register_outputs({"namespace": self.foundation.namespace.metadata.name, "urls": self.urls})
 
     @property
@@ -67,19 +86,24 @@ class CodaiPlatform(PlatformComponent):
     def urls(self) -> dict[str, str]:
         return {name: service.url for name, service in sorted(self.services.items()) if service.url}
 
-    def _data_args(self, dependency: Dependency) -> dict[str, Any]:
-        """What PostgresArgs and RedisArgs share (DataArgs): each server runs at the core tier's priority."""
-        return {"namespace": self.platform.settings.environment.namespace, "platform": self.platform,
-                "clients": self.catalog.using(dependency),
-                "priority_class_name": self.foundation.priority_classes[Tier.CORE]}
+    def _data_args(self, dependency: Dependency, server: ServerSettingsT) -> DataArgs[ServerSettingsT]:
+        """A data server runs at the core tier's priority: the core services cannot run without it."""
+        environment = self.plan.settings.environment
+        return DataArgs(settings=server, namespace=environment.namespace, clients=self.catalog.using(dependency),
+                        sizing=environment.sizing, protect_stateful=environment.protect_stateful,
+                        scraping=self.scraping, priority_class_name=self.foundation.priority_classes[Tier.CORE])
 
     def _service_args(self, plan: ResolvedService) -> ServiceArgs:
-        settings = self.platform.settings
+        environment = self.plan.settings.environment
         return ServiceArgs(
             plan=plan,
-            stack=self.platform.stack,
-            environment=settings.environment,
-            monitoring=settings.monitoring,
+            stack=self.plan.stack,
+            namespace=environment.namespace,
+            domain=environment.domain,
+            ingress=environment.ingress,
+            tls=environment.tls,
+            rollout_deadline=environment.rollout_deadline,
+            scraping=self.scraping,
             priority_class_name=self.foundation.priority_classes[plan.tier],
             callers=self.catalog.callers_of(plan.name),
             callees=[Peer(name, self.catalog[name].port) for name in self.catalog.callees_of(plan.name)],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -10,14 +10,12 @@ import pulumi
 from components.base import PlatformComponent
 from components.service import CodaiService, ServiceArgs
 from services.tiers import Tier
-from settings.resolve import ResolvedService
 
 
 @dataclass(frozen=True)
 class TierArgs:
-    services: Sequence[ResolvedService]
-    #: Builds a service's arguments (peers, bindings, environment) from its plan.
-    service_args: Callable[[ResolvedService], ServiceArgs]
+    #: The arguments of each service of the tier, built by the composition root.
+    services: Sequence[ServiceArgs]
 
 
 class TierComponent(PlatformComponent):
@@ -33,13 +31,13 @@ class TierComponent(PlatformComponent):
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__(f"codai:platform:{self.tier.value.capitalize()}Tier", name, opts, depends_on)
-        wrong = [s.name for s in args.services if s.tier != self.tier]
+        wrong = [service.plan.name for service in args.services if service.plan.tier != self.tier]
         if wrong:
             raise ValueError(f"{type(self).__name__} got services of another tier: {wrong}")
         self.services = {
-            plan.name: CodaiService(plan.name, args.service_args(plan), self.child_opts(),
-                                    depends_on=self._prerequisites)
-            for plan in args.services
+            service.plan.name: CodaiService(service.plan.name, service, self.child_opts(),
+                                            depends_on=self._prerequisites)
+            for service in args.services
         }
         self.register_outputs({"services": sorted(self.services)})
 

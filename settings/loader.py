@@ -39,8 +39,9 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class PlatformSettings:
-    """A stack's validated settings and the resolved plan of every service."""
+class StackPlan:
+    """What one stack deploys: its validated settings (the stack file's keys), the resolved plan of every
+    catalog service, and its quota. Only the composition root (CodaiPlatform) reads it whole."""
 
     stack: str
     settings: StackSettings
@@ -84,7 +85,7 @@ class Demand:
     pods: int
 
 
-def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATALOG) -> PlatformSettings:
+def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATALOG) -> StackPlan:
     """Validate ``config`` (top-level key -> value, without the project prefix) for ``stack``."""
     problems: list[Problem] = [
         (key, f"unknown configuration key; known keys: {', '.join(CONFIG_KEYS)}")
@@ -100,12 +101,12 @@ def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATA
     services, resolve_problems = resolve_services(settings, catalog)
     problems += resolve_problems
     quota = settings.environment.quota.resolved(settings.environment.sizing)
-    platform = PlatformSettings(stack=stack, settings=settings, services=tuple(services), quota=quota)
+    plan = StackPlan(stack=stack, settings=settings, services=tuple(services), quota=quota)
     if not problems:
-        problems += _cross_key_problems(settings) + _capacity_problems(platform)
+        problems += _cross_key_problems(settings) + _capacity_problems(plan)
     if problems:
         raise SettingsError(stack, problems)
-    return platform
+    return plan
 
 
 def _cross_key_problems(settings: StackSettings) -> list[Problem]:
@@ -123,10 +124,10 @@ def _cross_key_problems(settings: StackSettings) -> list[Problem]:
 JOB_PODS = 3
 
 
-def _capacity_problems(platform: PlatformSettings) -> list[Problem]:
+def _capacity_problems(plan: StackPlan) -> list[Problem]:
     """A quota that cannot hold every service at its HPA ceiling, plus the data tier, would silently cap
     autoscaling or leave a database volume pending."""
-    demand, data, quota = platform.demand(), platform.data_tier, platform.quota
+    demand, data, quota = plan.demand(), plan.data_tier, plan.quota
     checks: list[tuple[str, Cpu | Memory | int, Cpu | Memory | int]] = [
         ("requestsCpu", demand.cpu, quota.requests_cpu),
         ("requestsMemory", demand.memory, quota.requests_memory),

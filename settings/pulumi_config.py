@@ -9,11 +9,11 @@ from typing import Any
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from settings.loader import PROJECT, PlatformSettings, load_settings
+from settings.loader import PROJECT, StackPlan, load_settings
 
 
-def load_stack_settings() -> PlatformSettings:
-    """The current stack's validated settings; raises SettingsError before any resource exists."""
+def load_stack_plan() -> StackPlan:
+    """The current stack's plan from its validated settings; raises SettingsError before any resource exists."""
     return load_settings(pulumi.get_stack(), read_project_config())
 
 

@@ -17,10 +17,12 @@ import pytest
 
 from components.data import Postgres, PostgresArgs, Redis, RedisArgs, sql
 from components.labels import DATA_TIER, TIER_LABEL
+from components.scraping import Scraping
 from services.catalog import CATALOG
 from services.model import Dependency
 from settings.data import PostgresSettings, RedisSettings, footprint
 from settings.loader import load_settings
+from settings.monitoring import MonitoringSettings
 from settings.quantities import Cpu
 from tools.offline import ROOT, StackRun, run_stack, stack_values
 from tools.validate import lint, load_crd_schemas
@@ -33,16 +35,18 @@ def data_tier_program(stack: str, values: dict[str, Any]) -> Callable[[], None]:
         rest = dict(values)
         postgres_settings = PostgresSettings.model_validate(rest.pop("postgres", {}))
         redis_settings = RedisSettings.model_validate(rest.pop("redis", {}))
-        platform = load_settings(stack, rest)
-        namespace = platform.settings.environment.namespace
+        environment = load_settings(stack, rest).settings.environment
+        namespace = environment.namespace
+        scraping = Scraping.of(MonitoringSettings())
+        postgres = PostgresArgs(settings=postgres_settings, namespace=namespace, sizing=environment.sizing,
+                                protect_stateful=environment.protect_stateful, scraping=scraping,
+                                clients=CATALOG.using(Dependency.POSTGRES), priority_class_name=f"{namespace}-core")
+        redis = RedisArgs(settings=redis_settings, namespace=namespace, sizing=environment.sizing,
+                          protect_stateful=environment.protect_stateful, scraping=scraping,
+                          clients=CATALOG.using(Dependency.REDIS))
         prerequisite = k8s.core.v1.Namespace("namespace", metadata={"name": namespace})
-        providers: list[Postgres | Redis] = [
-            Postgres("postgres", PostgresArgs(namespace=namespace, platform=platform, settings=postgres_settings,
-                     clients=CATALOG.using(Dependency.POSTGRES), priority_class_name=f"{namespace}-core"),
-                     depends_on=[prerequisite]),
-            Redis("redis", RedisArgs(namespace=namespace, platform=platform, settings=redis_settings,
-                  clients=CATALOG.using(Dependency.REDIS)), depends_on=[prerequisite]),
-        ]
+        providers: list[Postgres | Redis] = [Postgres("postgres", postgres, depends_on=[prerequisite]),
+                                             Redis("redis", redis, depends_on=[prerequisite])]
         bindings: dict[str, dict[str, Any]] = {}
         for provider in providers:
             for spec in CATALOG.values():

@@ -4,51 +4,49 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
 from components.labels import PLATFORM_TIER, TIER_LABEL
-from components.monitoring import ALERTMANAGER_CONFIG, PROMETHEUS_RULE, TYPE_TOKEN
+from components.monitoring import ALERTMANAGER_CONFIG, PROMETHEUS_RULE, TYPE_TOKEN, Observability
 from components.monitoring.alertmanager import alertmanager_config_spec
 from components.monitoring.rules import rule_groups
-from settings.loader import PlatformSettings
+from components.platform import observability_args
+from settings.loader import StackPlan
 from tests.conftest import require_tool
 from tests.test_monitoring_rules import RECORDS_PER_GROUP, RULES_PER_GROUP
 from tools.alertmanager_config import write_alertmanager_config
-from tools.offline import StackRun, run_stack, stack_settings, stack_values
+from tools.offline import StackRun, run_stack, stack_settings
 from tools.validate import load_crd_schemas
 
 STACK = "staging"
-PROGRAM = '''
-import json
 
-import pulumi_kubernetes as k8s
 
-from components.monitoring import Observability, ObservabilityArgs
-from settings import load_settings
+def observability_program(stack: str) -> Callable[[], None]:
+    """The Observability component on its own, behind a namespace, as the composition root hands it over."""
 
-platform = load_settings({stack!r}, json.loads({config!r}))
-namespace = platform.settings.environment.namespace
-prerequisite = k8s.core.v1.Namespace("namespace", metadata={{"name": namespace}})
-Observability("codai", ObservabilityArgs(namespace=namespace, platform=platform), depends_on=[prerequisite])
-'''
+    def program() -> None:
+        args = observability_args(stack_settings(stack))
+        prerequisite = k8s.core.v1.Namespace("namespace", metadata={"name": args.namespace})
+        Observability("codai", args, depends_on=[prerequisite])
+
+    return program
 
 
 @pytest.fixture(scope="module")
-def platform() -> PlatformSettings:
+def platform() -> StackPlan:
     return stack_settings(STACK)
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> StackRun:
-    program = tmp_path_factory.mktemp("program") / "__main__.py"
-    program.write_text(PROGRAM.format(stack=STACK, config=json.dumps(stack_values(STACK))))
-    return run_stack(STACK, config={}, program=Path(program))
+def run() -> StackRun:
+    return run_stack(STACK, config={}, program=observability_program(STACK))
 
 
 @pytest.fixture(scope="module")
@@ -88,10 +86,9 @@ def test_every_object_is_named_and_namespaced_and_labelled(objects, platform):
 def test_custom_resources_carry_what_the_builders_return(objects, platform):
     """The component hands the builders' output over unchanged (what the builders return is tested, with
     written-out expectations, in test_monitoring_rules.py and test_monitoring_alertmanager.py)."""
-    namespace = platform.settings.environment.namespace
     rules = {obj["metadata"]["name"]: obj["spec"] for obj in objects if obj["kind"] == "PrometheusRule"}
     assert rules == {f"codai-alerts-{key}": {"groups": [group]}
-                     for key, group in rule_groups(platform, namespace).items()}
+                     for key, group in rule_groups(observability_args(platform)).items()}
     # and what it hands over is the staging stack's: one group per tier and the data tier, each its recorded
     # signals and its alerts
     assert {name: [(g["name"], [r["record"] if "record" in r else (r["alert"], r["labels"]["severity"])

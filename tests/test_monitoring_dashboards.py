@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from components.monitoring.dashboards import GRID_WIDTH, MAX_UID, dashboard_json, dashboards, uid
+from components.platform import observability_args
 from services.tiers import Tier
-from settings.loader import PlatformSettings, load_settings
+from settings.loader import StackPlan, load_settings
 from tests.conftest import require_tool
 from tools.alertmanager_config import dump_yaml
 from tools.offline import stack_settings, stack_values
@@ -20,14 +21,14 @@ STACK = "staging"
 
 
 @pytest.fixture(scope="module")
-def platform() -> PlatformSettings:
+def platform() -> StackPlan:
     return stack_settings(STACK)
 
 
 @pytest.fixture(scope="module")
-def models(platform: PlatformSettings) -> dict[str, dict[str, Any]]:
+def models(platform: StackPlan) -> dict[str, dict[str, Any]]:
     namespace = platform.settings.environment.namespace
-    return {d.slug: dashboard_json(d, namespace) for d in dashboards(platform, namespace)}
+    return {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(platform))}
 
 
 def panels(model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,7 +117,7 @@ def test_panel_thresholds_are_the_alert_thresholds():
                                                                              "support": 2.7}}}
     platform = load_settings(STACK, values)
     namespace = platform.settings.environment.namespace
-    models = {d.slug: dashboard_json(d, namespace) for d in dashboards(platform, namespace)}
+    models = {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(platform))}
     latency = {Tier.CORE: 0.25, Tier.BUSINESS: 1.3, Tier.SUPPORT: 2.7}
     for tier in Tier:
         by_title = {p["title"]: p for p in panels(models[tier.value])}

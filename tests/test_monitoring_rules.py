@@ -22,8 +22,9 @@ import pytest
 from components.labels import DATA_TIER
 from components.monitoring.rules import AlertingRule, AlertName, RuleGroup, rule_file, rule_groups
 from components.monitoring.signals import RecordingRule, tier_scope
+from components.platform import observability_args
 from services.tiers import Severity, Tier
-from settings.loader import PlatformSettings, load_settings
+from settings.loader import StackPlan, load_settings
 from tests.conftest import STACKS, require_tool, run_with
 from tools.alertmanager_config import dump_yaml
 from tools.offline import stack_values
@@ -37,7 +38,7 @@ ROLLOUTS = {
 GI = 2**30
 
 
-def platform_with(services: dict[str, Any], monitoring: dict[str, Any] | None = None) -> PlatformSettings:
+def platform_with(services: dict[str, Any], monitoring: dict[str, Any] | None = None) -> StackPlan:
     """The stack's settings with ``services`` overrides merged in and ``monitoring`` replaced."""
     config = stack_values(STACK)
     config["services"] = {**config.get("services", {}), **services}
@@ -47,18 +48,18 @@ def platform_with(services: dict[str, Any], monitoring: dict[str, Any] | None = 
 
 
 @pytest.fixture(scope="module")
-def platform() -> PlatformSettings:
+def platform() -> StackPlan:
     return platform_with(ROLLOUTS)
 
 
 @pytest.fixture(scope="module")
-def namespace(platform: PlatformSettings) -> str:
+def namespace(platform: StackPlan) -> str:
     return platform.settings.environment.namespace
 
 
 @pytest.fixture(scope="module")
-def groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGroup]:
-    return rule_groups(platform, namespace)
+def groups(platform: StackPlan, namespace: str) -> dict[str, RuleGroup]:
+    return rule_groups(observability_args(platform))
 
 
 def every_rule(groups: dict[str, RuleGroup]) -> list[RecordingRule | AlertingRule]:
@@ -221,7 +222,7 @@ FLOORED = {"codai:http_requests_error_ratio:rate5m", "codai:http_request_duratio
 
 
 def test_each_threshold_and_duration_reaches_its_own_alert_only():
-    groups = rule_groups(platform_with({}, {"alerts": DISTINCT_ALERTS}), "codai-staging")
+    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS})))
     assert alerts_and_records(groups) == (RULES_PER_GROUP, RECORDS_PER_GROUP)
     for key, group in groups.items():
         for record in (r for r in group["rules"] if "record" in r):
@@ -241,7 +242,7 @@ CORE_CONTAINERS = 'namespace="codai-staging", container=~"codai|logai|memorai"'
 
 
 def test_alerts_compare_the_recorded_signals_with_their_thresholds():
-    groups = rule_groups(platform_with({}, {"alerts": DISTINCT_ALERTS}), "codai-staging")
+    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS})))
     exprs = {(r["alert"], r["labels"]["severity"]): r["expr"] for r in alerting(groups["core"])}
     assert {key: exprs[key] for key in [("ErrorRatioHigh", "critical"), ("ErrorRatioHigh", "warning"),
                                         ("LatencyHigh", "warning"), ("CpuSaturation", "critical"),
@@ -268,7 +269,7 @@ def test_alerts_compare_the_recorded_signals_with_their_thresholds():
 
 
 def test_the_error_ratio_is_recorded_above_the_traffic_floor_only():
-    groups = rule_groups(platform_with({}, {"alerts": DISTINCT_ALERTS}), "codai-staging")
+    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS})))
     (ratio,) = [r["expr"] for r in groups["core"]["rules"]
                 if r.get("record") == "codai:http_requests_error_ratio:rate5m"]
     requests = f"sum by (namespace, job) (rate(http_requests_total{{{CORE_JOBS}}}[5m]))"
@@ -279,7 +280,7 @@ def test_the_error_ratio_is_recorded_above_the_traffic_floor_only():
 
 def test_a_tier_left_out_of_the_latency_objectives_keeps_its_default():
     platform = platform_with({}, {"alerts": {"latencyP95Seconds": {"core": 0.25}}})
-    groups = rule_groups(platform, "codai-staging")
+    groups = rule_groups(observability_args(platform))
     latency = {key: re.findall(r"\} > ([0-9.]+)$", r["expr"]) for key in ("core", "business", "support")
                for r in alerting(groups[key]) if r["alert"] == AlertName.LATENCY_HIGH}
     assert latency == {"core": ["0.25"], "business": ["1.0"], "support": ["2.0"]}
@@ -289,7 +290,7 @@ def test_rules_watch_what_the_program_deploys(platform, namespace):
     """Deployments, certificates and jobs in the rules are the ones the program renders."""
     run = run_with(STACK, ROLLOUTS)
     for tier in Tier:
-        scope = tier_scope(platform, namespace, tier)
+        scope = tier_scope(observability_args(platform), tier)
         deployments = [d["metadata"]["name"] for d in run.of_kind("Deployment")
                        if d["metadata"]["labels"].get("codai.io/tier") == tier.value]
         assert sorted(scope.deployments) == sorted(deployments)
@@ -311,7 +312,7 @@ def test_promtool_accepts_every_rule_group_of_every_stack(rule_dir, groups, tmp_
     files = sorted(rule_dir.glob("*.yaml"))
     for stack in STACKS:
         platform = load_settings(stack, stack_values(stack))
-        for key, group in rule_groups(platform, platform.settings.environment.namespace).items():
+        for key, group in rule_groups(observability_args(platform)).items():
             files.append(tmp_path / f"{stack}-{key}.yaml")
             files[-1].write_text(dump_yaml(rule_file(group)))
     result = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True,
@@ -407,10 +408,10 @@ class World:
                 f'exported_namespace="{self.namespace}", name="{name}"}}')
 
 
-def healthy_world(platform: PlatformSettings, namespace: str) -> World:
+def healthy_world(platform: StackPlan, namespace: str) -> World:
     world = World(namespace)
     for tier in Tier:
-        scope = tier_scope(platform, namespace, tier)
+        scope = tier_scope(observability_args(platform), tier)
         for service in platform.in_tier(tier):
             world.service(service.name, [d for d in scope.deployments if re.fullmatch(f"{service.name}(-.+)?", d)],
                           f"{service.name}-tls" if service.spec.public else None)

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from components.monitoring.rules import AlertName, rule_groups
+from components.platform import observability_args
 from tests.conftest import ROOT, STACKS
 from tools.offline import stack_settings
 
@@ -25,7 +26,7 @@ def test_every_rendered_rule_links_to_its_runbook():
     for stack in STACKS:
         platform = stack_settings(stack)
         base = str(platform.settings.monitoring.runbook_base_url).rstrip("/")
-        for group in rule_groups(platform, platform.settings.environment.namespace).values():
+        for group in rule_groups(observability_args(platform)).values():
             for rule in (r for r in group["rules"] if "alert" in r):
                 url = rule["annotations"]["runbook_url"]
                 assert url == f"{base}/{rule['alert']}.md"

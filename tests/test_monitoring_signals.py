@@ -20,8 +20,9 @@ import pytest
 from components.labels import DATA_TIER
 from components.monitoring.dashboards import dashboard_json, dashboards
 from components.monitoring.rules import AlertName, RuleGroup, rule_file, rule_groups
+from components.platform import observability_args
 from services.tiers import Severity
-from settings.loader import PlatformSettings
+from settings.loader import StackPlan
 from tests.test_monitoring_rules import (
     GI,
     MINUTES,
@@ -56,23 +57,23 @@ COLOURS = {"orange": Severity.WARNING, "red": Severity.CRITICAL}
 
 
 @pytest.fixture(scope="module")
-def platform() -> PlatformSettings:
+def platform() -> StackPlan:
     return platform_with(ROLLOUTS)
 
 
 @pytest.fixture(scope="module")
-def namespace(platform: PlatformSettings) -> str:
+def namespace(platform: StackPlan) -> str:
     return platform.settings.environment.namespace
 
 
 @pytest.fixture(scope="module")
-def groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGroup]:
-    return rule_groups(platform, namespace)
+def groups(platform: StackPlan, namespace: str) -> dict[str, RuleGroup]:
+    return rule_groups(observability_args(platform))
 
 
 @pytest.fixture(scope="module")
-def models(platform: PlatformSettings, namespace: str) -> dict[str, dict[str, Any]]:
-    return {d.slug: dashboard_json(d, namespace) for d in dashboards(platform, namespace)}
+def models(platform: StackPlan, namespace: str) -> dict[str, dict[str, Any]]:
+    return {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(platform))}
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +170,7 @@ def labels(values: dict[str, str]) -> str:
     return "{" + ", ".join(f'{key}="{value}"' for key, value in sorted(values.items())) + "}"
 
 
-def signal_tests(groups: dict[str, RuleGroup], models: dict[str, dict[str, Any]], platform: PlatformSettings,
+def signal_tests(groups: dict[str, RuleGroup], models: dict[str, dict[str, Any]], platform: StackPlan,
                  namespace: str, expected: list[Expect]) -> dict[str, Any]:
     world = healthy_world(platform, namespace)
     checked = set(SIGNAL_ALERTS.values())

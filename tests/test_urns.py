@@ -40,7 +40,7 @@ def run_with_catalog(stack: str, services: tuple[ServiceSpec, ...]) -> StackRun:
 
     def program() -> None:
         settings = load_settings(pulumi.get_stack(), read_project_config(), catalog)
-        CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=catalog))
+        CodaiPlatform("codai", PlatformArgs(plan=settings, catalog=catalog))
 
     return run_stack(stack, program=program)
 

@@ -41,7 +41,7 @@ def synthetic_program(factor: int) -> Callable[[], None]:
     def program() -> None:
         catalog = synthetic_catalog(factor)
         settings = load_settings(pulumi.get_stack(), read_project_config(), catalog)
-        CodaiPlatform("codai", PlatformArgs(platform=settings, catalog=catalog))
+        CodaiPlatform("codai", PlatformArgs(plan=settings, catalog=catalog))
 
     return program
 

@@ -26,7 +26,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from settings.loader import PROJECT, PlatformSettings, load_settings
+from settings.loader import PROJECT, StackPlan, load_settings
 from settings.pulumi_config import project_values
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,7 +198,7 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return project_values(stack_config(stack, root)[0])
 
 
-def stack_settings(stack: str, root: Path = ROOT) -> PlatformSettings:
+def stack_settings(stack: str, root: Path = ROOT) -> StackPlan:
     """A stack file's validated settings, without running the program."""
     return load_settings(stack, stack_values(stack, root))
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from services.tiers import Tier
-from settings.loader import PlatformSettings, SettingsError
+from settings.loader import SettingsError, StackPlan
 from tools.alertmanager_config import dump_yaml, write_alertmanager_config
 from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config, stack_settings
 
@@ -69,22 +69,22 @@ def _sorted(value: Any) -> Any:
     return value
 
 
-def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
+def summary(run: StackRun, plan: StackPlan, seconds: float) -> str:
     objects = run.kubernetes_objects()
     lines = [f"== {run.stack}: {len(objects)} Kubernetes objects, {len(run.resources)} resources ({seconds:.2f}s)"]
-    lines.append(f"   namespace {platform.settings.environment.namespace}, "
-                 f"domain {platform.settings.environment.domain}, sizing {platform.settings.environment.sizing}")
+    lines.append(f"   namespace {plan.settings.environment.namespace}, "
+                 f"domain {plan.settings.environment.domain}, sizing {plan.settings.environment.sizing}")
     for tier in Tier:
-        services = platform.in_tier(tier)
+        services = plan.in_tier(tier)
         if services:
             sizes = sorted({f"{s.replicas_min}-{s.replicas_max}" for s in services})
             lines.append(f"   {tier.value:<9} {len(services):>2} services, replicas {', '.join(sizes)}: "
                          + ", ".join(s.name for s in services))
-    lines.append(_data_tier(platform))
+    lines.append(_data_tier(plan))
     kinds = Counter(obj["kind"] for obj in objects)
     lines.append("   objects: " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
-    low, high, data = platform.demand(at_max=False), platform.demand(), platform.data_tier
-    quota = platform.quota
+    low, high, data = plan.demand(at_max=False), plan.demand(), plan.data_tier
+    quota = plan.quota
     lines.append(f"   requests.cpu     {low.cpu!s:>7} at min replicas, {high.cpu!s:>7} at max / quota "
                  f"{quota.requests_cpu}")
     lines.append(f"   requests.memory  {low.memory!s:>7} at min replicas, {high.memory!s:>7} at max / quota "
@@ -96,8 +96,8 @@ def summary(run: StackRun, platform: PlatformSettings, seconds: float) -> str:
     return "\n".join(lines)
 
 
-def _data_tier(platform: PlatformSettings) -> str:
-    settings = platform.settings
+def _data_tier(plan: StackPlan) -> str:
+    settings = plan.settings
     parts = []
     for dependency, server in settings.data_servers.items():
         external = server.external_server
@@ -117,8 +117,8 @@ def render_stack(stack: str, out: Path) -> tuple[int, str]:
     except SettingsError as error:
         return 1, str(error)
     written = write_stack(run, out)
-    platform = stack_settings(stack)
-    return 0, f"{summary(run, platform, time.perf_counter() - began)}\n   wrote {len(written)} files to {out / stack}"
+    plan = stack_settings(stack)
+    return 0, f"{summary(run, plan, time.perf_counter() - began)}\n   wrote {len(written)} files to {out / stack}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

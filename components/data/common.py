@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -41,8 +41,16 @@ from pulumi_kubernetes.networking.v1 import (
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding
 from components.data import backup
-from components.labels import COMPONENT, DATA_TIER, NAME, TIER_LABEL, labels, metadata, selector
-from components.network import ip_block_egress, prometheus_scrape_rule
+from components.labels import COMPONENT, DATA_TIER, NAME, labels, metadata, selector
+from components.network import ip_block_egress
+from components.scraping import (
+    METRICS_PORT_NAME,
+    MonitoredWorkload,
+    ScrapeEndpoint,
+    Scraping,
+    prometheus_scrape_rule,
+    service_monitor,
+)
 from components.security import (
     SECRETS_AS_ENVIRONMENT,
     ScannerException,
@@ -52,10 +60,9 @@ from components.security import (
 )
 from services.model import Dependency, ServiceSpec
 from settings.data import ContainerResources, ExternalServer, SecretReference, ServerSettings, ServerSizing
-from settings.loader import PlatformSettings
+from settings.defaults import SizingProfile
 from settings.quantities import Memory
 
-METRICS_PORT_NAME = "metrics"
 #: Length of every generated password: letters and digits only, so URLs need no escaping.
 PASSWORD_LENGTH = 32
 #: Where jobs find the administrator's credentials (files, never environment variables).
@@ -68,15 +75,25 @@ BOOTSTRAP_DEADLINE_SECONDS = 900
 ClientSecretData = Callable[[ServiceSpec, pulumi.Output[str]], Mapping[str, pulumi.Input[str]]]
 
 
+#: The settings of one kind of server (PostgresSettings, RedisSettings).
+ServerSettingsT = TypeVar("ServerSettingsT", bound=ServerSettings)
+
+
 @dataclass(frozen=True, kw_only=True)
-class DataArgs:
-    """What a data component needs from the platform."""
+class DataArgs(Generic[ServerSettingsT]):
+    """What a data component is handed by the composition root: its server's settings and where it runs."""
+
+    settings: ServerSettingsT
 
     #: Namespace of the platform: the server, its Secrets and its clients live there.
     namespace: str
-    platform: PlatformSettings
     #: Services that declared the dependency (``CATALOG.using(...)``); each gets its own credentials.
     clients: Sequence[ServiceSpec]
+    #: The stack's sizing profile: the server's row of the sizing table.
+    sizing: SizingProfile
+    #: Pulumi ``protect`` on the server and its volumes, and no voluntary eviction of a single server.
+    protect_stateful: bool
+    scraping: Scraping
     #: PriorityClass of the server pod; the cluster default when unset.
     priority_class_name: str | None = None
 
@@ -205,19 +222,16 @@ class DataComponent(PlatformComponent):
         self,
         type_token: str,
         name: str,
-        args: DataArgs,
+        args: DataArgs[ServerSettingsT],
         *,
-        settings: ServerSettings,
         opts: pulumi.ResourceOptions | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__(type_token, name, opts, depends_on)
         self.name = name
         self.args = args
-        self.settings = settings
-        self.environment = args.platform.settings.environment
-        self.monitoring = args.platform.settings.monitoring
-        self.sizing: ServerSizing = settings.sizing(self.environment.sizing)
+        self.settings: ServerSettings = args.settings
+        self.sizing: ServerSizing = args.settings.sizing(args.sizing)
         self.clients = sorted(args.clients, key=lambda spec: spec.name)
         #: Each client's Secret, by service name.
         self.secrets: dict[str, k8s.core.v1.Secret] = {}
@@ -396,14 +410,14 @@ class DataComponent(PlatformComponent):
             # claim (docs/data.md). The server itself is not retained on delete: its volumes are
             # (persistentVolumeClaimRetentionPolicy), so removing it stops it and keeps the data.
             opts=self.child_opts(ignore_changes=["spec.volumeClaimTemplates"], depends_on=list(self.made_secrets),
-                                 protect=self.environment.protect_stateful),
+                                 protect=self.args.protect_stateful),
         )
         self.disruption_budget()
         return statefulset
 
     def stateful_options(self) -> dict[str, Any]:
         """A volume outlives the stack: never deleted by Pulumi, and protected where the stack says so."""
-        return {"protect": self.environment.protect_stateful, "retain_on_delete": True}
+        return {"protect": self.args.protect_stateful, "retain_on_delete": True}
 
     def disruption_budget(self) -> None:
         """A single server: in a protected stack a voluntary eviction waits for a planned restart
@@ -413,7 +427,7 @@ class DataComponent(PlatformComponent):
             f"{self.name}-pdb",
             metadata=self.meta(self.name, self.role),
             spec={
-                "max_unavailable": 0 if self.environment.protect_stateful else 1,
+                "max_unavailable": 0 if self.args.protect_stateful else 1,
                 "selector": {"match_labels": self.pod_selector(self.role)},
             },
             opts=self.child_opts(),
@@ -427,7 +441,7 @@ class DataComponent(PlatformComponent):
         ] if self.clients else []
         clients += [{"pod_selector": {"match_labels": self.pod_selector(job)}} for job in job_components]
         ingress: list[NetworkPolicyIngressRuleArgsDict] = [
-            prometheus_scrape_rule(self.monitoring, self.metrics_port.number)]
+            prometheus_scrape_rule(self.args.scraping, self.metrics_port.number)]
         if clients:  # never an empty `from`: it would admit every source
             ingress.insert(0, {"from_": clients, "ports": [{"protocol": "TCP", "port": self.port.number}]})
         spec: NetworkPolicySpecArgsDict = {
@@ -456,24 +470,11 @@ class DataComponent(PlatformComponent):
             opts=self.child_opts(),
         )
 
-    def service_monitor(self, interval: str = "30s", timeout: str = "10s") -> None:
-        k8s.apiextensions.CustomResource(
-            f"{self.name}-service-monitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata=metadata(self.name, self.namespace,
-                              {**self.labels(METRICS_PORT_NAME), **self.monitoring.selector_labels}),
-            # CustomResource specs are passed through as written: camelCase.
-            spec={
-                "selector": {"matchLabels": self.pod_selector(METRICS_PORT_NAME)},
-                "namespaceSelector": {"matchNames": [self.namespace]},
-                "jobLabel": NAME,
-                "targetLabels": [TIER_LABEL],
-                "endpoints": [{"port": METRICS_PORT_NAME, "path": "/metrics", "scheme": "http",
-                               "interval": interval, "scrapeTimeout": timeout}],
-            },
-            opts=self.child_opts(),
-        )
+    def service_monitor(self) -> None:
+        workload = MonitoredWorkload(self.name, self.namespace, self.labels(METRICS_PORT_NAME),
+                                     self.pod_selector(METRICS_PORT_NAME))
+        service_monitor(f"{self.name}-service-monitor", workload, ScrapeEndpoint(), self.args.scraping,
+                        self.child_opts())
 
     # --- jobs --------------------------------------------------------------------------------------
 

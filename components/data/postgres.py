@@ -10,7 +10,6 @@ Job creates every service's role and database, each service gets a Secret with i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -21,7 +20,6 @@ from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 from components.data import backup, config_files, sql
 from components.data.common import (
     ADMIN_DIR,
-    METRICS_PORT_NAME,
     DataArgs,
     DataComponent,
     Pod,
@@ -35,6 +33,7 @@ from components.data.common import (
     volume_claim,
 )
 from components.network import ip_block_egress, public_https_egress_rule
+from components.scraping import METRICS_PORT_NAME
 from components.security import pinned_by_tag_skips
 from services.model import Dependency, ServiceSpec
 from settings.data import (
@@ -63,9 +62,7 @@ RCLONE_IMAGE = "rclone/rclone:1.68.2"
 BACKUP_DEADLINE_SECONDS = 4 * 3600
 
 
-@dataclass(frozen=True, kw_only=True)
-class PostgresArgs(DataArgs):
-    settings: PostgresSettings
+PostgresArgs = DataArgs[PostgresSettings]
 
 
 class Postgres(DataComponent):
@@ -83,8 +80,7 @@ class Postgres(DataComponent):
         opts: pulumi.ResourceOptions | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
-        super().__init__("codai:data:Postgres", name, args, settings=args.settings, opts=opts,
-                         depends_on=depends_on)
+        super().__init__("codai:data:Postgres", name, args, opts=opts, depends_on=depends_on)
         self.pg = args.settings
         self.databases = {spec.name: sql.identifier(spec.name) for spec in self.clients}
 
@@ -276,7 +272,7 @@ class Postgres(DataComponent):
         """The backup CronJob: pg_dump of every service database to a volume, or through one to a bucket."""
         settings = self.pg.backup
         env, admin_volume, admin_mount = self._connection_env(admin)
-        claim = volume_claim(backup_storage(self.pg, self.environment.sizing), settings.storage_class)
+        claim = volume_claim(backup_storage(self.pg, self.args.sizing), settings.storage_class)
         mounts: list[VolumeMountArgsDict] = [{"name": "scripts", "mount_path": backup.MOUNT_PATH, "read_only": True},
                                              {"name": "backups", "mount_path": BACKUP_DIR}]
         dump_env = {**env, "BACKUP_DIR": BACKUP_DIR, "BACKUP_KEEP": str(settings.keep),

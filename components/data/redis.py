@@ -9,7 +9,6 @@ Each service gets a Secret with its ``REDIS_URL``, user name, password and key p
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,7 +16,6 @@ import pulumi_kubernetes as k8s
 from components.data import acl, backup, config_files
 from components.data.common import (
     ADMIN_DIR,
-    METRICS_PORT_NAME,
     DataArgs,
     DataComponent,
     Pod,
@@ -29,6 +27,7 @@ from components.data.common import (
     exporter_probes,
     secret_volume,
 )
+from components.scraping import METRICS_PORT_NAME
 from components.security import pinned_by_tag_skips
 from services.model import Dependency, ServiceSpec
 from settings.data import JOB_RESOURCES, ExternalRedis, RedisSettings
@@ -40,9 +39,7 @@ USERS_DIR = "/run/codai/redis"
 BOOTSTRAP_DIR = "/run/codai/bootstrap"
 
 
-@dataclass(frozen=True, kw_only=True)
-class RedisArgs(DataArgs):
-    settings: RedisSettings
+RedisArgs = DataArgs[RedisSettings]
 
 
 class Redis(DataComponent):
@@ -60,8 +57,7 @@ class Redis(DataComponent):
         opts: pulumi.ResourceOptions | None = None,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
-        super().__init__("codai:data:Redis", name, args, settings=args.settings, opts=opts,
-                         depends_on=depends_on)
+        super().__init__("codai:data:Redis", name, args, opts=opts, depends_on=depends_on)
         self.redis = args.settings
 
         passwords: dict[str, pulumi.Input[str]] = {**self.client_secrets(self._client_data)}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,22 +17,15 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 from components.base import PlatformComponent
 from components.labels import PLATFORM_TIER, labels, metadata
 from components.monitoring.alertmanager import alertmanager_config_spec
+from components.monitoring.args import ObservabilityArgs
 from components.monitoring.dashboards import dashboard_json, dashboards
 from components.monitoring.rules import rule_groups
-from settings.loader import PlatformSettings
 
 TYPE_TOKEN = "codai:monitoring:Observability"
 #: ``app.kubernetes.io/name`` of the monitoring objects (never a service's name: those select pods).
 MONITORING_NAME = "codai-monitoring"
 PROMETHEUS_RULE = ("monitoring.coreos.com/v1", "PrometheusRule")
 ALERTMANAGER_CONFIG = ("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig")
-
-
-@dataclass(frozen=True)
-class ObservabilityArgs:
-    #: The platform namespace: every object is created there, every rule watches only it.
-    namespace: str
-    platform: PlatformSettings
 
 
 def alertmanager_config_name(name: str) -> str:
@@ -52,7 +44,7 @@ class Observability(PlatformComponent):
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> None:
         super().__init__(TYPE_TOKEN, name, opts, depends_on)
-        monitoring = args.platform.settings.monitoring
+        monitoring = args.monitoring
         namespace = args.namespace
 
         def meta(object_name: str, component: str, extra: dict[str, str] | None = None,
@@ -71,7 +63,7 @@ class Observability(PlatformComponent):
                 spec={"groups": [group]},
                 opts=self.child_opts(),
             )
-            for key, group in rule_groups(args.platform, namespace).items()
+            for key, group in rule_groups(args).items()
         }
         self.alertmanager_config = k8s.apiextensions.CustomResource(
             f"{name}-alertmanager-config",
@@ -90,7 +82,7 @@ class Observability(PlatformComponent):
                 data={f"{dashboard.slug}.json": json.dumps(dashboard_json(dashboard, namespace), indent=1)},
                 opts=self.child_opts(),
             )
-            for dashboard in dashboards(args.platform, namespace)
+            for dashboard in dashboards(args)
         }
         self.register_outputs({
             "prometheusRules": [f"{name}-alerts-{key}" for key in self.rules],

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from components.monitoring.signals import LATENCY_QUANTILE, LATENCY_SIGNALS, PROBES, Signal, used_dependencies
+from components.monitoring.args import ObservabilityArgs
+from components.monitoring.signals import LATENCY_QUANTILE, LATENCY_SIGNALS, PROBES, Signal
 from services.tiers import Tier
-from settings.loader import PlatformSettings
 from settings.monitoring import AlertSettings
 
 Json = dict[str, Any]
@@ -151,16 +151,16 @@ def _regex(names: Sequence[str]) -> str:
     return "|".join(names)
 
 
-def overview(platform: PlatformSettings, namespace: str) -> Dashboard:
-    alerts = platform.settings.monitoring.alerts
+def overview(args: ObservabilityArgs) -> Dashboard:
+    alerts, namespace = args.monitoring.alerts, args.namespace
     probes = [_signal(PROBES[d].signal, f'namespace="{namespace}"', f"{PROBES[d].product} {{{{pod}}}}")
-              for d in used_dependencies(platform)]
+              for d in args.dependencies]
     panels: list[Panel] = [
         Panel("Data tier: reachable", PanelType.STAT, probes, Unit.NONE, GRID_WIDTH, 4, steps=((1, "green"),),
               description="1 when the exporter reaches the database or cache.", base_colour="red"),
     ] if probes else []
     for tier in Tier:
-        services = [s.name for s in platform.in_tier(tier)]
+        services = [s.name for s in args.in_tier(tier)]
         if not services:
             continue
         selection = Selection(namespace, _regex(services))
@@ -170,9 +170,9 @@ def overview(platform: PlatformSettings, namespace: str) -> Dashboard:
     return Dashboard("overview", "Overview", panels, tags=("codai", "overview"))
 
 
-def tier_dashboard(platform: PlatformSettings, namespace: str, tier: Tier) -> Dashboard:
-    alerts = platform.settings.monitoring.alerts
-    services = _regex([s.name for s in platform.in_tier(tier)])
+def tier_dashboard(args: ObservabilityArgs, tier: Tier) -> Dashboard:
+    alerts, namespace = args.monitoring.alerts, args.namespace
+    services = _regex([s.name for s in args.in_tier(tier)])
     picker = {
         "name": "service", "label": "Service", "type": "query", "datasource": DATASOURCE,
         "query": {"query": f'label_values(up{{namespace="{namespace}", job=~"{services}"}}, job)', "refId": "service"},
@@ -191,9 +191,8 @@ def tier_dashboard(platform: PlatformSettings, namespace: str, tier: Tier) -> Da
                      tags=("codai", tier.value))
 
 
-def dashboards(platform: PlatformSettings, namespace: str) -> list[Dashboard]:
-    return [overview(platform, namespace),
-            *(tier_dashboard(platform, namespace, tier) for tier in Tier if platform.in_tier(tier))]
+def dashboards(args: ObservabilityArgs) -> list[Dashboard]:
+    return [overview(args), *(tier_dashboard(args, tier) for tier in Tier if args.in_tier(tier))]
 
 
 # --- Grafana's JSON model -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import TypedDict
 
 from components.labels import DATA_TIER
+from components.monitoring.args import ObservabilityArgs
 from components.monitoring.signals import (
     LATENCY_SIGNALS,
     PROBES,
@@ -34,12 +35,10 @@ from components.monitoring.signals import (
     eq,
     record,
     tier_scope,
-    used_dependencies,
 )
-from components.service import tls_secret_name
+from components.names import tls_secret_name
 from services.model import Dependency
 from services.tiers import TIER_POLICIES, Severity, Tier
-from settings.loader import PlatformSettings
 from settings.monitoring import AlertSettings, MonitoringSettings
 
 #: cert-manager's ingress-shim names an Ingress's Certificate after its TLS Secret (``<service>-tls``).
@@ -345,14 +344,14 @@ def _data_rules(rules: _Rules, dependencies: Sequence[Dependency]) -> list[Recor
             *(rules.dependency_down(d) for d in dependencies), rules.disk(), *rules.saturation(), rules.crash_loop()]
 
 
-def rule_groups(platform: PlatformSettings, namespace: str) -> dict[str, RuleGroup]:
+def rule_groups(args: ObservabilityArgs) -> dict[str, RuleGroup]:
     """Every rule group, by its key (a tier name, or ``data``); each is one PrometheusRule."""
-    monitoring = platform.settings.monitoring
+    monitoring = args.monitoring
     groups: dict[str, list[RecordingRule | AlertingRule]] = {
-        tier.value: _tier_rules(_Rules(tier_scope(platform, namespace, tier), monitoring), tier)
-        for tier in Tier if platform.in_tier(tier)
+        tier.value: _tier_rules(_Rules(tier_scope(args, tier), monitoring), tier)
+        for tier in Tier if args.in_tier(tier)
     }
-    groups[DATA_TIER] = _data_rules(_Rules(data_scope(platform, namespace), monitoring), used_dependencies(platform))
+    groups[DATA_TIER] = _data_rules(_Rules(data_scope(args), monitoring), args.dependencies)
     return {key: {"name": f"codai.{key}", "rules": rules} for key, rules in groups.items()}
 
 

@@ -19,10 +19,10 @@ from enum import StrEnum
 from typing import TypedDict
 
 from components.labels import DATA_TIER
-from components.service import deployment_name, tls_secret_name
+from components.monitoring.args import ObservabilityArgs
+from components.names import deployment_name, tls_secret_name
 from services.model import Dependency
 from services.tiers import Tier
-from settings.loader import PlatformSettings
 from settings.resolve import ResolvedService
 
 #: Window of every rate(): four scrapes of the slowest tier (60 s), so one missed scrape
@@ -124,27 +124,18 @@ def _deployments(service: ResolvedService) -> list[str]:
     return [deployment_name(service.name, w.track) for w in service.workloads]
 
 
-def tier_scope(platform: PlatformSettings, namespace: str, tier: Tier) -> Scope:
-    services = platform.in_tier(tier)
+def tier_scope(args: ObservabilityArgs, tier: Tier) -> Scope:
+    services = args.in_tier(tier)
     return Scope(
         tier=tier.value,
-        namespace=namespace,
+        namespace=args.namespace,
         services=tuple(s.name for s in services),
         deployments=tuple(name for s in services for name in _deployments(s)),
         certificates=tuple(tls_secret_name(s.name) for s in services if s.spec.public),
     )
 
 
-def data_scope(platform: PlatformSettings, namespace: str) -> Scope:
-    return Scope(tier=DATA_TIER, namespace=namespace, services=tuple(s.name for s in platform.services),
+def data_scope(args: ObservabilityArgs) -> Scope:
+    return Scope(tier=DATA_TIER, namespace=args.namespace, services=tuple(s.name for s in args.services),
                  excluding=True)
 
-
-def used_dependencies(platform: PlatformSettings) -> list[Dependency]:
-    """Shared dependencies that at least one service uses and that run in the cluster: only those are watched.
-
-    Their exporter runs beside the server; a managed (``external``) server has none here, so
-    ``absent(pg_up)`` would page forever. The provider's own monitoring watches it (docs/monitoring.md).
-    """
-    return [d for d, server in platform.settings.data_servers.items()
-            if server.in_cluster and any(s.spec.uses_dependency(d) for s in platform.services)]

@@ -10,24 +10,19 @@ import pulumi
 
 from components.base import PlatformComponent
 from components.labels import labels
-from components.network import PRIVATE_RANGES
 from components.service import configuration, exposure, scaling, workload
 from components.service.args import Peer, ServiceArgs
-from components.service.names import HTTP_PORT_NAME, METRICS_PORT_NAME, deployment_name, tls_secret_name
+from components.service.names import HTTP_PORT_NAME
 from components.service.network_policy import network_policy
 from components.service.scope import ServiceScope
-from components.service.service_monitor import service_monitor
+from components.service.service_monitor import monitor_service
 from settings.rollout import RolloutStrategy
 
 __all__ = [
     "HTTP_PORT_NAME",
-    "METRICS_PORT_NAME",
-    "PRIVATE_RANGES",
     "CodaiService",
     "Peer",
     "ServiceArgs",
-    "deployment_name",
-    "tls_secret_name",
 ]
 
 
@@ -65,5 +60,5 @@ class CodaiService(PlatformComponent):
             exposure.ingress(scope, service)
             if plan.strategy == RolloutStrategy.CANARY:
                 exposure.canary_ingress(scope, side_services["canary"])
-        service_monitor(scope, [service, *side_services.values()])
+        monitor_service(scope, [service, *side_services.values()])
         self.register_outputs({"url": self.url, "deployment": deployment.metadata.name})

@@ -1,12 +1,12 @@
-"""What a service is handed by the platform: its plan, its environment and its neighbours."""
+"""What a service is handed by the composition root: its plan, where it runs, and its neighbours."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from components.contracts import DependencyBinding
-from settings.environment import EnvironmentSettings
-from settings.monitoring import MonitoringSettings
+from components.scraping import Scraping
+from settings.environment import IngressSettings, TlsSettings
 from settings.resolve import ResolvedService
 
 
@@ -18,12 +18,21 @@ class Peer:
     port: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ServiceArgs:
+    """Everything one service's objects are built from, and nothing of the stack beyond it."""
+
     plan: ResolvedService
+    #: The stack's name, handed to the pods as ``ENVIRONMENT``.
     stack: str
-    environment: EnvironmentSettings
-    monitoring: MonitoringSettings
+    namespace: str
+    #: A public service is served at ``<service>.<domain>``.
+    domain: str
+    ingress: IngressSettings
+    tls: TlsSettings
+    #: A rollout making no progress for this long has failed (a duration such as ``5m``).
+    rollout_deadline: str
+    scraping: Scraping
     priority_class_name: str
     #: Services allowed to call this one, and the services this one calls.
     callers: list[str] = field(default_factory=list)
@@ -32,12 +41,8 @@ class ServiceArgs:
     bindings: list[DependencyBinding] = field(default_factory=list)
 
     @property
-    def namespace(self) -> str:
-        return self.environment.namespace
-
-    @property
     def host(self) -> str:
-        return f"{self.plan.name}.{self.environment.domain}"
+        return f"{self.plan.name}.{self.domain}"
 
     @property
     def url(self) -> str | None:

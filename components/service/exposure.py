@@ -6,7 +6,9 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.networking.v1 import IngressSpecArgsDict
 
 from components.labels import track_selector
-from components.service.names import HTTP_PORT_NAME, METRICS_PORT_NAME, side_service_role, tls_secret_name
+from components.names import tls_secret_name
+from components.scraping import METRICS_PORT_NAME
+from components.service.names import HTTP_PORT_NAME, side_service_role
 from components.service.scope import ServiceScope
 
 
@@ -36,7 +38,7 @@ def ingress(scope: ServiceScope, service: k8s.core.v1.Service) -> None:
     k8s.networking.v1.Ingress(
         f"{scope.name}-ingress",
         metadata=scope.meta(args.plan.name, annotations={
-            "cert-manager.io/cluster-issuer": args.environment.tls.cluster_issuer,
+            "cert-manager.io/cluster-issuer": args.tls.cluster_issuer,
             "nginx.ingress.kubernetes.io/ssl-redirect": "true",
             "nginx.ingress.kubernetes.io/force-ssl-redirect": "true",
         }),
@@ -83,7 +85,7 @@ def _service(scope: ServiceScope, resource_name: str, object_name: str, pods: di
 def _ingress_spec(scope: ServiceScope, backend: k8s.core.v1.Service) -> IngressSpecArgsDict:
     """The service's host, every path, to ``backend``'s http port."""
     return {
-        "ingress_class_name": scope.args.environment.ingress.class_name,
+        "ingress_class_name": scope.args.ingress.class_name,
         "rules": [{
             "host": scope.args.host,
             "http": {"paths": [{

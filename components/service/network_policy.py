@@ -6,9 +6,10 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict, NetworkPolicyIngressRuleArgsDict
 
 from components.labels import selector
-from components.network import dns_egress_rule, prometheus_scrape_rule, public_https_egress_rule
+from components.network import dns_egress_rule, public_https_egress_rule
+from components.scraping import METRICS_PORT_NAME, prometheus_scrape_rule
 from components.service.args import ServiceArgs
-from components.service.names import HTTP_PORT_NAME, METRICS_PORT_NAME
+from components.service.names import HTTP_PORT_NAME
 from components.service.scope import ServiceScope
 
 
@@ -28,11 +29,11 @@ def network_policy(scope: ServiceScope) -> None:
 
 def _ingress_rules(args: ServiceArgs) -> list[NetworkPolicyIngressRuleArgsDict]:
     """Prometheus on the metrics port; the ingress controller (if public) and callers on the http port."""
-    ingress = [prometheus_scrape_rule(args.monitoring, METRICS_PORT_NAME)]
+    ingress = [prometheus_scrape_rule(args.scraping, METRICS_PORT_NAME)]
     if args.plan.spec.public:
         ingress.append({
             "from_": [{"namespace_selector": {"match_labels": {
-                "kubernetes.io/metadata.name": args.environment.ingress.controller_namespace}}}],
+                "kubernetes.io/metadata.name": args.ingress.controller_namespace}}}],
             "ports": [{"protocol": "TCP", "port": HTTP_PORT_NAME}],
         })
     if args.callers:

@@ -19,16 +19,17 @@ from pulumi_kubernetes.core.v1 import (
 )
 
 from components.labels import TRACK, selector, track_selector
+from components.names import deployment_name
+from components.scraping import METRICS_PORT_NAME
 from components.security import (
     SECRETS_AS_ENVIRONMENT,
     container_security_context,
     pinned_by_tag_skips,
     pod_security_context,
 )
-from components.service.names import HTTP_PORT_NAME, METRICS_PORT_NAME, deployment_name
+from components.service.names import HTTP_PORT_NAME
 from components.service.scope import ServiceScope
 from settings.base import duration_seconds
-from settings.environment import EnvironmentSettings
 from settings.resolve import Workload
 
 
@@ -57,12 +58,12 @@ def deployments(scope: ServiceScope, pods: PodInputs) -> dict[str, k8s.apps.v1.D
     return {workload.track: _deployment(scope, workload, pods) for workload in scope.plan.workloads}
 
 
-def rollout_deadline_seconds(environment: EnvironmentSettings) -> int:
-    return int(duration_seconds(environment.rollout_deadline))
+def rollout_deadline_seconds(deadline: str) -> int:
+    return int(duration_seconds(deadline))
 
 
-def rollout_timeouts(environment: EnvironmentSettings) -> pulumi.CustomTimeouts:
-    wait = f"{rollout_deadline_seconds(environment) + 60}s"
+def rollout_timeouts(deadline: str) -> pulumi.CustomTimeouts:
+    wait = f"{rollout_deadline_seconds(deadline) + 60}s"
     return pulumi.CustomTimeouts(create=wait, update=wait)
 
 
@@ -79,7 +80,7 @@ def _deployment(scope: ServiceScope, workload: Workload, pods: PodInputs) -> k8s
         spec=_deployment_spec(scope, workload, pods),
         # The HPA owns the replica count once the Deployment exists. Pulumi waits for the
         # rollout a little past Kubernetes' own deadline, so the deadline is what fails it.
-        opts=scope.opts(ignore_changes=["spec.replicas"], custom_timeouts=rollout_timeouts(scope.args.environment),
+        opts=scope.opts(ignore_changes=["spec.replicas"], custom_timeouts=rollout_timeouts(scope.args.rollout_deadline),
                         depends_on=[r for binding in scope.args.bindings for r in binding.ready]),
     )
 
@@ -90,7 +91,7 @@ def _deployment_spec(scope: ServiceScope, workload: Workload, pods: PodInputs) -
         "replicas": workload.fixed_replicas or plan.replicas_min,
         "selector": {"match_labels": track_selector(plan.name, workload.track)},
         "min_ready_seconds": 10,
-        "progress_deadline_seconds": rollout_deadline_seconds(scope.args.environment),
+        "progress_deadline_seconds": rollout_deadline_seconds(scope.args.rollout_deadline),
         "revision_history_limit": 5,
         "strategy": {
             "type": "RollingUpdate",

@@ -1,0 +1,26 @@
+"""What alerts and dashboards are built from: handed over by the composition root, nothing more."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.model import Dependency
+from services.tiers import Tier
+from settings.monitoring import MonitoringSettings
+from settings.resolve import ResolvedService
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObservabilityArgs:
+    """The platform as monitoring sees it: where it runs, what runs there, and the ``monitoring`` keys."""
+
+    #: The platform namespace: every object is created there, every rule watches only it.
+    namespace: str
+    services: tuple[ResolvedService, ...]
+    #: Shared dependencies that run in the cluster and have a client: only those have an exporter
+    #: here. A managed server is watched by its provider; ``absent(pg_up)`` would page forever.
+    dependencies: tuple[Dependency, ...]
+    monitoring: MonitoringSettings
+
+    def in_tier(self, tier: Tier) -> list[ResolvedService]:
+        return [service for service in self.services if service.tier == tier]
