@@ -21,10 +21,8 @@ from pulumi_kubernetes.core.v1 import (
     ContainerArgsDict,
     EnvVarArgsDict,
     PersistentVolumeClaimSpecArgsDict,
-    PodSpecArgsDict,
     PodTemplateSpecArgsDict,
     ProbeArgsDict,
-    ResourceRequirementsArgsDict,
     ServicePortArgsDict,
     ServiceSpecArgsDict,
     VolumeArgsDict,
@@ -43,6 +41,7 @@ from components.contracts import DependencyBinding
 from components.data import backup
 from components.labels import COMPONENT, DATA_TIER, NAME, labels, metadata, selector
 from components.network import ip_block_egress
+from components.pod import hardened_container, hardened_pod_spec
 from components.scraping import (
     METRICS_PORT_NAME,
     MonitoredWorkload,
@@ -54,9 +53,7 @@ from components.scraping import (
 from components.security import (
     SECRETS_AS_ENVIRONMENT,
     ScannerException,
-    container_security_context,
     pinned_by_tag_skips,
-    pod_security_context,
 )
 from services.model import Dependency, ServiceSpec
 from settings.data import ContainerResources, ExternalServer, SecretReference, ServerSettings, ServerSizing
@@ -126,13 +123,6 @@ def plain_digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:10]
 
 
-def resources(size: ContainerResources) -> ResourceRequirementsArgsDict:
-    return {
-        "requests": {"cpu": str(size.cpu_request), "memory": str(size.memory_request)},
-        "limits": {"cpu": str(size.cpu_limit), "memory": str(size.memory_limit)},
-    }
-
-
 def container(
     name: str,
     image: str,
@@ -147,15 +137,8 @@ def container(
     mounts: Sequence[VolumeMountArgsDict] = (),
     probes: Mapping[str, ProbeArgsDict] | None = None,
 ) -> ContainerArgsDict:
-    """A restricted container: non-root, read-only root filesystem, no capabilities, sized."""
-    spec: ContainerArgsDict = {
-        "name": name,
-        "image": image,
-        "image_pull_policy": "Always",
-        "resources": resources(size),
-        "security_context": container_security_context(),
-        "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}, *mounts],
-    }
+    """A hardened container (components/pod.py) with what a server, exporter or job adds."""
+    spec = hardened_container(name, image, size, mounts)
     if command:
         spec["command"] = command
     if args:
@@ -374,15 +357,9 @@ class DataComponent(PlatformComponent):
         from names and constants only, so changing an unrelated setting never replaces it.
         """
         claim = volume_claim(self.sizing.storage, self.settings.storage_class)
-        pod_spec: PodSpecArgsDict = {
-            "service_account_name": self.ensure_service_account(),
-            "automount_service_account_token": False,
-            "enable_service_links": False,
-            "termination_grace_period_seconds": grace_seconds,
-            "security_context": {**pod_security_context(), "fs_group_change_policy": "OnRootMismatch"},
-            "containers": pod.containers,
-            "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "256Mi"}}, *pod.volumes],
-        }
+        pod_spec = hardened_pod_spec(self.ensure_service_account(), pod.containers, tmp_size="256Mi",
+                                     volumes=pod.volumes, walk_volumes_on_start=False)
+        pod_spec["termination_grace_period_seconds"] = grace_seconds
         if self.args.priority_class_name:
             pod_spec["priority_class_name"] = self.args.priority_class_name
         template: PodTemplateSpecArgsDict = {
@@ -495,15 +472,9 @@ class DataComponent(PlatformComponent):
 
     def job_pod(self, component: str, pod: Pod) -> PodTemplateSpecArgsDict:
         """Pod template of a job: same restrictions as the server, never restarted in place."""
-        spec: PodSpecArgsDict = {
-            "service_account_name": self.ensure_service_account(),
-            "automount_service_account_token": False,
-            "enable_service_links": False,
-            "restart_policy": "Never",
-            "security_context": pod_security_context(),
-            "containers": pod.containers,
-            "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "64Mi"}}, *pod.volumes],
-        }
+        spec = hardened_pod_spec(self.ensure_service_account(), pod.containers, tmp_size="64Mi",
+                                 volumes=pod.volumes)
+        spec["restart_policy"] = "Never"
         if pod.init_containers:
             spec["init_containers"] = pod.init_containers
         return {"metadata": {"labels": self.labels(component)}, "spec": spec}

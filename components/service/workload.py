@@ -20,13 +20,9 @@ from pulumi_kubernetes.core.v1 import (
 
 from components.labels import TRACK, selector, track_selector
 from components.names import deployment_name
+from components.pod import hardened_container, hardened_pod_spec
 from components.scraping import METRICS_PORT_NAME
-from components.security import (
-    SECRETS_AS_ENVIRONMENT,
-    container_security_context,
-    pinned_by_tag_skips,
-    pod_security_context,
-)
+from components.security import SECRETS_AS_ENVIRONMENT, pinned_by_tag_skips
 from components.service.names import HTTP_PORT_NAME
 from components.service.scope import ServiceScope
 from settings.base import duration_seconds
@@ -112,18 +108,14 @@ def _pod_template(scope: ServiceScope, workload: Workload, pods: PodInputs) -> P
             "annotations": {"checksum/config": config_checksum},
         },
         "spec": {
-            "service_account_name": pods.service_account.metadata.name,
-            "automount_service_account_token": False,
-            "enable_service_links": False,
+            **hardened_pod_spec(pods.service_account.metadata.name, [_container(scope, workload, pods)],
+                                tmp_size="256Mi"),
             "priority_class_name": scope.args.priority_class_name,
             "termination_grace_period_seconds": plan.policy.termination_grace_seconds,
-            "security_context": pod_security_context(),
             "topology_spread_constraints": [
                 _spread(plan.name, "topology.kubernetes.io/zone"),
                 _spread(plan.name, "kubernetes.io/hostname"),
             ],
-            "containers": [_container(scope, workload, pods)],
-            "volumes": [{"name": "tmp", "empty_dir": {"size_limit": "256Mi"}}],
         },
     }
 
@@ -143,9 +135,7 @@ def _container(scope: ServiceScope, workload: Workload, pods: PodInputs) -> Cont
     plan = scope.plan
     spec = plan.spec
     return {
-        "name": plan.name,
-        "image": workload.image,
-        "image_pull_policy": "Always",
+        **hardened_container(plan.name, workload.image, plan),
         "ports": [
             {"name": HTTP_PORT_NAME, "container_port": spec.port, "protocol": "TCP"},
             {"name": METRICS_PORT_NAME, "container_port": spec.metrics_port, "protocol": "TCP"},
@@ -154,18 +144,12 @@ def _container(scope: ServiceScope, workload: Workload, pods: PodInputs) -> Cont
             {"config_map_ref": {"name": pods.config_map.metadata.name}},
             *[EnvFromSourceArgsDict(secret_ref={"name": secret}) for secret in pods.secret_names],
         ],
-        "resources": {
-            "requests": {"cpu": str(plan.cpu_request), "memory": str(plan.memory_request)},
-            "limits": {"cpu": str(plan.cpu_limit), "memory": str(plan.memory_limit)},
-        },
         # Startup allows a slow first start (5 minutes) without a lenient liveness probe.
         "startup_probe": _probe(spec.health_path, period=5, failures=60),
         "liveness_probe": _probe(spec.health_path, period=10, failures=3),
         "readiness_probe": _probe(spec.ready_path, period=5, failures=3),
         # Keep serving while endpoints and load balancers stop routing to this pod.
         "lifecycle": {"pre_stop": {"sleep": {"seconds": 5}}},
-        "security_context": container_security_context(),
-        "volume_mounts": [{"name": "tmp", "mount_path": "/tmp"}],
     }
 
 
