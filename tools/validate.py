@@ -6,8 +6,8 @@
   oldest and the newest Kubernetes version the stack supports (``environment.kubernetes``).
 - Custom resources: the upstream CRD's ``openAPIV3Schema``, closed as an API server with strict
   field validation treats it (tools/crd_schemas.py).
-- Lint: references between objects that no schema can see, and NetworkPolicies that cut off a
-  call the catalog declares (tools/lint_objects.py).
+- Lint: references between objects that no schema can see (tools/lint_objects.py), and
+  NetworkPolicies that cut off a call the catalog declares (tools/connectivity.py).
 
 Exit status 0 when every stack is clean, 1 on any error, 2 when the CRD folder is missing.
 The CRDs are vendored in ``vendor/crds/`` (tools/cluster/vendor-crds.sh); the program never reads them.
