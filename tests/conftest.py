@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from settings.loader import PROJECT
+from components.monitoring.rules import RuleGroup, rule_groups
+from components.platform import observability_args
+from settings.loader import PROJECT, StackPlan
+from tests.monitoring_fixtures import ROLLOUTS, platform_with, write_rule_files
 from tools.offline import StackRun, discover_stacks, run_stack, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,3 +82,28 @@ def staging() -> StackRun:
 @pytest.fixture
 def production() -> StackRun:
     return stack_run("production")
+
+
+# --- the platform the monitoring tests watch (tests/monitoring_fixtures.py), once per module ------------
+
+
+@pytest.fixture(scope="module")
+def rollouts_plan() -> StackPlan:
+    """Staging's settings with a canary and blue-green colours (``ROLLOUTS``)."""
+    return platform_with(ROLLOUTS)
+
+
+@pytest.fixture(scope="module")
+def rollouts_namespace(rollouts_plan: StackPlan) -> str:
+    return rollouts_plan.settings.environment.namespace
+
+
+@pytest.fixture(scope="module")
+def rollouts_groups(rollouts_plan: StackPlan) -> dict[str, RuleGroup]:
+    return rule_groups(observability_args(rollouts_plan))
+
+
+@pytest.fixture(scope="module")
+def rollouts_rule_dir(rollouts_groups: dict[str, RuleGroup], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The rule groups as rule files in a folder of their own, where promtool's test files go too."""
+    return write_rule_files(rollouts_groups, tmp_path_factory.mktemp("rules"))

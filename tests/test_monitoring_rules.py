@@ -26,40 +26,11 @@ from components.platform import observability_args
 from services.tiers import Severity, Tier
 from settings.loader import StackPlan, load_settings
 from tests.conftest import STACKS, require_tool, run_with
+from tests.monitoring_fixtures import ROLLOUTS, STACK, platform_with
 from tools.alertmanager_config import dump_yaml
 from tools.offline import stack_values
 
-STACK = "staging"
-#: Staging plus a canary (codai) and blue-green colours (wallet): Deployments named after tracks.
-ROLLOUTS = {
-    "codai": {"rollout": {"strategy": "canary", "canary": {"image": {"tag": "2024.12.2"}}}},
-    "wallet": {"rollout": {"strategy": "blueGreen", "blueGreen": {"active": "blue"}}},
-}
 GI = 2**30
-
-
-def platform_with(services: dict[str, Any], monitoring: dict[str, Any] | None = None) -> StackPlan:
-    """The stack's settings with ``services`` overrides merged in and ``monitoring`` replaced."""
-    config = stack_values(STACK)
-    config["services"] = {**config.get("services", {}), **services}
-    if monitoring is not None:
-        config["monitoring"] = monitoring
-    return load_settings(STACK, config)
-
-
-@pytest.fixture(scope="module")
-def platform() -> StackPlan:
-    return platform_with(ROLLOUTS)
-
-
-@pytest.fixture(scope="module")
-def namespace(platform: StackPlan) -> str:
-    return platform.settings.environment.namespace
-
-
-@pytest.fixture(scope="module")
-def groups(platform: StackPlan, namespace: str) -> dict[str, RuleGroup]:
-    return rule_groups(observability_args(platform))
 
 
 def every_rule(groups: dict[str, RuleGroup]) -> list[RecordingRule | AlertingRule]:
@@ -74,20 +45,12 @@ def every_alert(groups: dict[str, RuleGroup]) -> list[AlertingRule]:
     return [rule for group in groups.values() for rule in alerting(group)]
 
 
-@pytest.fixture(scope="module")
-def rule_dir(groups: dict[str, RuleGroup], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("rules")
-    for key, group in groups.items():
-        (folder / f"{key}.yaml").write_text(dump_yaml(rule_file(group)))
-    return folder
-
-
 # --- what the rules say ------------------------------------------------------------------------
 
 
-def test_one_group_per_tier_and_one_for_the_data_tier(groups):
-    assert sorted(groups) == sorted([*(t.value for t in Tier), DATA_TIER])
-    assert len({g["name"] for g in groups.values()}) == len(groups)
+def test_one_group_per_tier_and_one_for_the_data_tier(rollouts_groups):
+    assert sorted(rollouts_groups) == sorted([*(t.value for t in Tier), DATA_TIER])
+    assert len({g["name"] for g in rollouts_groups.values()}) == len(rollouts_groups)
 
 
 #: The rules of a catalog tier, in order, with the severity ServiceDown has in that tier.
@@ -126,53 +89,54 @@ def alerts_and_records(groups: dict[str, RuleGroup]) -> tuple[dict[str, list[tup
             {key: [r["record"] for r in group["rules"] if "record" in r] for key, group in groups.items()})
 
 
-def test_each_group_records_its_signals_then_has_its_alerts_at_their_severities(groups):
-    assert alerts_and_records(groups) == (RULES_PER_GROUP, RECORDS_PER_GROUP)
-    for group in groups.values():
+def test_each_group_records_its_signals_then_has_its_alerts_at_their_severities(rollouts_groups):
+    assert alerts_and_records(rollouts_groups) == (RULES_PER_GROUP, RECORDS_PER_GROUP)
+    for group in rollouts_groups.values():
         # recording rules first: Prometheus evaluates a group in order, so the alerts read this evaluation's values
         kinds = ["record" if "record" in r else "alert" for r in group["rules"]]
         assert kinds == sorted(kinds, reverse=True)
         assert all(set(r) == {"record", "expr"} for r in group["rules"] if "record" in r)
-    counts = {s: sum(r["labels"]["severity"] == s.value for r in every_alert(groups)) for s in Severity}
+    counts = {s: sum(r["labels"]["severity"] == s.value for r in every_alert(rollouts_groups)) for s in Severity}
     assert counts == {Severity.CRITICAL: 19, Severity.WARNING: 18, Severity.INFO: 10}
 
 
-def test_every_alert_carries_routing_labels_and_annotations(groups, platform, namespace):
-    monitoring = platform.settings.monitoring
-    for key, group in groups.items():
+def test_every_alert_carries_routing_labels_and_annotations(rollouts_groups, rollouts_plan, rollouts_namespace):
+    monitoring = rollouts_plan.settings.monitoring
+    for key, group in rollouts_groups.items():
         for rule in alerting(group):
-            assert rule["labels"] == {"severity": rule["labels"]["severity"], "tier": key, "namespace": namespace}
-            assert rule["labels"]["severity"] in set(Severity)
+            severity = rule["labels"]["severity"]
+            assert rule["labels"] == {"severity": severity, "tier": key, "namespace": rollouts_namespace}
+            assert severity in set(Severity)
             assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
             assert rule["annotations"]["runbook_url"] == monitoring.runbook_url(rule["alert"])
             assert rule["annotations"]["runbook_url"].endswith(f"/docs/runbooks/{rule['alert']}.md")
     # service is computed by every expression (label_replace) or by the recorded signal it reads, never left
     # to chance
-    records = {r["record"]: r["expr"] for r in every_rule(groups) if "record" in r}
-    for rule in every_rule(groups):
+    records = {r["record"]: r["expr"] for r in every_rule(rollouts_groups) if "record" in r}
+    for rule in every_rule(rollouts_groups):
         read = re.findall(r"codai:[a-z0-9_:]+", rule["expr"])
         assert '"service"' in rule["expr"] or (read and all('"service"' in records[name] for name in read)), rule
 
 
-def test_every_selector_is_scoped_to_the_platform_namespace(groups, namespace):
-    selectors = [s for rule in every_rule(groups) for s in re.findall(r"[a-z_]+\{([^}]*)\}", rule["expr"])]
+def test_every_selector_is_scoped_to_the_platform_namespace(rollouts_groups, rollouts_namespace):
+    selectors = [s for rule in every_rule(rollouts_groups) for s in re.findall(r"[a-z_]+\{([^}]*)\}", rule["expr"])]
     assert len(selectors) > 100
-    unscoped = [s for s in selectors if f'namespace="{namespace}"' not in s]
+    unscoped = [s for s in selectors if f'namespace="{rollouts_namespace}"' not in s]
     assert unscoped == []
 
 
-def test_service_down_severity_follows_the_tier(groups):
+def test_service_down_severity_follows_the_tier(rollouts_groups):
     severities = {}
     for tier in Tier:
-        (rule,) = [r for r in alerting(groups[tier.value]) if r["alert"] == AlertName.SERVICE_DOWN]
+        (rule,) = [r for r in alerting(rollouts_groups[tier.value]) if r["alert"] == AlertName.SERVICE_DOWN]
         severities[tier] = rule["labels"]["severity"]
     assert severities == {Tier.CORE: "critical", Tier.BUSINESS: "warning", Tier.SUPPORT: "info"}
 
 
-def test_every_service_is_watched_by_exactly_its_tier(groups, platform):
-    for service in platform.services:
-        watching = [key for key in groups
-                    if any(f'job="{service.name}"' in r["expr"] for r in groups[key]["rules"])]
+def test_every_service_is_watched_by_exactly_its_tier(rollouts_groups, rollouts_plan):
+    for service in rollouts_plan.services:
+        watching = [key for key in rollouts_groups
+                    if any(f'job="{service.name}"' in r["expr"] for r in rollouts_groups[key]["rules"])]
         assert watching == [service.tier.value], service.name
 
 
@@ -286,11 +250,11 @@ def test_a_tier_left_out_of_the_latency_objectives_keeps_its_default():
     assert latency == {"core": ["0.25"], "business": ["1.0"], "support": ["2.0"]}
 
 
-def test_rules_watch_what_the_program_deploys(platform, namespace):
+def test_rules_watch_what_the_program_deploys(rollouts_plan, rollouts_namespace):
     """Deployments, certificates and jobs in the rules are the ones the program renders."""
     run = run_with(STACK, ROLLOUTS)
     for tier in Tier:
-        scope = tier_scope(observability_args(platform), tier)
+        scope = tier_scope(observability_args(rollouts_plan), tier)
         deployments = [d["metadata"]["name"] for d in run.of_kind("Deployment")
                        if d["metadata"]["labels"].get("codai.io/tier") == tier.value]
         assert sorted(scope.deployments) == sorted(deployments)
@@ -307,9 +271,9 @@ def test_rules_watch_what_the_program_deploys(platform, namespace):
 
 
 @pytest.mark.realtool
-def test_promtool_accepts_every_rule_group_of_every_stack(rule_dir, groups, tmp_path):
+def test_promtool_accepts_every_rule_group_of_every_stack(rollouts_rule_dir, rollouts_groups, tmp_path):
     promtool = require_tool("promtool")
-    files = sorted(rule_dir.glob("*.yaml"))
+    files = sorted(rollouts_rule_dir.glob("*.yaml"))
     for stack in STACKS:
         platform = load_settings(stack, stack_values(stack))
         for key, group in rule_groups(observability_args(platform)).items():
@@ -318,7 +282,7 @@ def test_promtool_accepts_every_rule_group_of_every_stack(rule_dir, groups, tmp_
     result = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("SUCCESS") == len(files) == len(groups) * (1 + len(STACKS))
+    assert result.stdout.count("SUCCESS") == len(files) == len(rollouts_groups) * (1 + len(STACKS))
 
 
 # --- and fire when they should: synthetic series -------------------------------------------------
@@ -607,20 +571,22 @@ def run_promtool_tests(rule_dir: Path, document: dict[str, Any], name: str) -> t
 
 
 @pytest.mark.realtool
-def test_alerts_fire_exactly_when_they_should(rule_dir, groups, platform, namespace):
-    world = healthy_world(platform, namespace)
+def test_alerts_fire_exactly_when_they_should(rollouts_rule_dir, rollouts_groups, rollouts_plan,
+                                              rollouts_namespace):
+    world = healthy_world(rollouts_plan, rollouts_namespace)
     cases = scenarios(world)
     assert {e.alert for case in cases for firing in case.checks.values() for e in firing} == set(AlertName)
-    code, output = run_promtool_tests(rule_dir, promtool_tests(world, groups, cases), "scenarios")
+    code, output = run_promtool_tests(rollouts_rule_dir, promtool_tests(world, rollouts_groups, cases), "scenarios")
     assert code == 0, output[-8000:]
     assert "FAILED" not in output and "SUCCESS" in output
 
 
 @pytest.mark.realtool
 @pytest.mark.parametrize("wrong", ["critical for 3 % errors", "silence on a core outage"])
-def test_a_wrong_expectation_fails_promtool(rule_dir, groups, platform, namespace, wrong):
+def test_a_wrong_expectation_fails_promtool(rollouts_rule_dir, rollouts_groups, rollouts_plan, rollouts_namespace,
+                                            wrong):
     """The harness can fail: the same scenarios with one expectation falsified are rejected."""
-    world = healthy_world(platform, namespace)
+    world = healthy_world(rollouts_plan, rollouts_namespace)
     cases = {case.name: case for case in scenarios(world)}
     if wrong == "critical for 3 % errors":
         case = cases["business service at 3 % errors warns and does not page"]
@@ -630,6 +596,7 @@ def test_a_wrong_expectation_fails_promtool(rule_dir, groups, platform, namespac
     else:
         case = cases["core service down for 2 minutes pages"]
         falsified = Scenario(case.name, case.changes, {"2m": []})
-    code, output = run_promtool_tests(rule_dir, promtool_tests(world, groups, [falsified]), "falsified")
+    document = promtool_tests(world, rollouts_groups, [falsified])
+    code, output = run_promtool_tests(rollouts_rule_dir, document, "falsified")
     assert code != 0
     assert "FAILED" in output and falsified.name in output

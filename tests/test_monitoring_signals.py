@@ -12,31 +12,27 @@ panel colours red are exactly those its critical alert fires on, orange its warn
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from components.labels import DATA_TIER
 from components.monitoring.dashboards import dashboard_json, dashboards
-from components.monitoring.rules import AlertName, RuleGroup, rule_file, rule_groups
+from components.monitoring.rules import AlertName, RuleGroup
 from components.platform import observability_args
 from services.tiers import Severity
 from settings.loader import StackPlan
 from tests.test_monitoring_rules import (
     GI,
     MINUTES,
-    ROLLOUTS,
     Expect,
     alerting,
     counter,
     expected_alert,
     flat,
     healthy_world,
-    platform_with,
     run_promtool_tests,
 )
-from tools.alertmanager_config import dump_yaml
 
 #: The alert each recorded signal drawn with thresholds stands for (the p50 and p99 latency lines are drawn
 #: against the p95 objective for context; the restart count has no alert and no recorded signal).
@@ -57,31 +53,8 @@ COLOURS = {"orange": Severity.WARNING, "red": Severity.CRITICAL}
 
 
 @pytest.fixture(scope="module")
-def platform() -> StackPlan:
-    return platform_with(ROLLOUTS)
-
-
-@pytest.fixture(scope="module")
-def namespace(platform: StackPlan) -> str:
-    return platform.settings.environment.namespace
-
-
-@pytest.fixture(scope="module")
-def groups(platform: StackPlan, namespace: str) -> dict[str, RuleGroup]:
-    return rule_groups(observability_args(platform))
-
-
-@pytest.fixture(scope="module")
-def models(platform: StackPlan, namespace: str) -> dict[str, dict[str, Any]]:
-    return {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(platform))}
-
-
-@pytest.fixture(scope="module")
-def rule_dir(groups: dict[str, RuleGroup], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("signals")
-    for key, group in groups.items():
-        (folder / f"{key}.yaml").write_text(dump_yaml(rule_file(group)))
-    return folder
+def models(rollouts_plan: StackPlan, rollouts_namespace: str) -> dict[str, dict[str, Any]]:
+    return {d.slug: dashboard_json(d, rollouts_namespace) for d in dashboards(observability_args(rollouts_plan))}
 
 
 def drawn(models: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, list[dict[str, Any]]]]:
@@ -198,27 +171,29 @@ def signal_tests(groups: dict[str, RuleGroup], models: dict[str, dict[str, Any]]
 
 
 @pytest.mark.realtool
-def test_a_panel_colours_red_exactly_the_series_its_critical_alert_fires_on(rule_dir, groups, models, platform,
-                                                                           namespace):
-    document = signal_tests(groups, models, platform, namespace, firing(namespace))
+def test_a_panel_colours_red_exactly_the_series_its_critical_alert_fires_on(rollouts_rule_dir, rollouts_groups, models,
+                                                                           rollouts_plan, rollouts_namespace):
+    document = signal_tests(rollouts_groups, models, rollouts_plan, rollouts_namespace, firing(rollouts_namespace))
     (test,) = document["tests"]
     coloured = {(q["expr"].split("{")[0].lstrip("("), s["labels"]) for q in test["promql_expr_test"]
                 for s in q["exp_samples"]}
     # every signal with an alert is drawn and checked, and red or orange somewhere in this scenario
     assert {name for name, _ in coloured} == set(SIGNAL_ALERTS) - {"codai:redis_up:max"}
     assert any(q["exp_samples"] == [] for q in test["promql_expr_test"])  # and regions nothing reaches
-    code, output = run_promtool_tests(rule_dir, document, "signals")
+    code, output = run_promtool_tests(rollouts_rule_dir, document, "signals")
     assert code == 0, output[-8000:]
     assert "SUCCESS" in output
 
 
 @pytest.mark.realtool
-def test_a_panel_and_an_alert_that_disagree_fail_promtool(rule_dir, groups, models, platform, namespace):
+def test_a_panel_and_an_alert_that_disagree_fail_promtool(rollouts_rule_dir, rollouts_groups, models, rollouts_plan,
+                                                          rollouts_namespace):
     """The harness can fail: bancai (3 %) said to be red and paging is refused."""
-    ns = namespace
+    ns = rollouts_namespace
     wrong = [*firing(ns), Expect(AlertName.ERROR_RATIO_HIGH, Severity.CRITICAL, "business",
                                  {"namespace": ns, "job": "bancai", "service": "bancai"}, "3%")]
-    code, output = run_promtool_tests(rule_dir, signal_tests(groups, models, platform, ns, wrong), "disagree")
+    document = signal_tests(rollouts_groups, models, rollouts_plan, ns, wrong)
+    code, output = run_promtool_tests(rollouts_rule_dir, document, "disagree")
     assert code != 0
     assert "FAILED" in output
 
@@ -227,9 +202,9 @@ def test_a_panel_and_an_alert_that_disagree_fail_promtool(rule_dir, groups, mode
 RAW = re.compile(r"\b(rate|irate|increase|histogram_quantile)\(")
 
 
-def test_alerts_and_panels_read_recorded_signals_only(groups, models):
-    records = {r["record"]: r["expr"] for g in groups.values() for r in g["rules"] if "record" in r}
-    alerts = [r["expr"] for g in groups.values() for r in alerting(g)]
+def test_alerts_and_panels_read_recorded_signals_only(rollouts_groups, models):
+    records = {r["record"]: r["expr"] for g in rollouts_groups.values() for r in g["rules"] if "record" in r}
+    alerts = [r["expr"] for g in rollouts_groups.values() for r in alerting(g)]
     queries = [expr for _, title, expr, _ in drawn(models) if title not in WITHOUT_ALERT]
     assert [e for e in alerts + queries if RAW.search(e)] == []
     # every query is one recorded signal, selected, and every signal an alert or a panel reads is recorded

@@ -21,7 +21,7 @@ from services.tiers import Severity
 from settings.monitoring import AlertmanagerSettings, ReceiverTiming, SecretKeyRef
 
 Spec = dict[str, Any]
-#: Label set by every rule (components/monitoring/rules.py); matched by routes and inhibition.
+#: Label set by every rule (components/monitoring/alert_rules.py); matched by routes and inhibition.
 SEVERITY_LABEL = "severity"
 SERVICE_LABEL = "service"
 #: The operator's catch-all receiver at the root of the generated configuration.

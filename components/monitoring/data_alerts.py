@@ -1,0 +1,52 @@
+"""The data tier's own alerts: a shared dependency unreachable, a volume filling up.
+
+The data tier is every container of the namespace that is not a catalog service (PostgreSQL,
+Redis, their exporters): its scope is ``signals.data_scope``. Its containers also get the
+per-container alerts (``container_alerts``).
+"""
+
+from __future__ import annotations
+
+from components.monitoring.alert_rules import CLAIM, PERCENT, AlertingRule, AlertName, RuleBuilder, percent
+from components.monitoring.signals import PROBES, eq
+from services.model import Dependency
+from services.tiers import Severity
+
+#: The alert raised when a shared dependency is unreachable (its health metric: ``signals.PROBES``).
+DEPENDENCY_ALERTS: dict[Dependency, AlertName] = {
+    Dependency.POSTGRES: AlertName.POSTGRES_DOWN,
+    Dependency.REDIS: AlertName.REDIS_DOWN,
+}
+
+
+class DataAlerts(RuleBuilder):
+    """The alerts on the data servers and their volumes."""
+
+    def dependency_down(self, dependency: Dependency) -> AlertingRule:
+        scope, for_ = self.scope, self.alerts.dependency_down_for
+        probe = PROBES[dependency]
+        # No pod reaching the server, or no exporter scraped at all (absent() keeps the matchers' labels).
+        expr = (f"{scope.select(probe.signal)} == 0\n"
+                f"or\nabsent({scope.select(probe.signal, eq('service', dependency.value))})")
+        product = probe.product
+        return self.rule(
+            DEPENDENCY_ALERTS[dependency], Severity.CRITICAL, expr, for_=for_,
+            summary=f"{product} is unreachable",
+            description=f"The {product} exporter in {scope.namespace} cannot reach {product} (`{probe.metric}` is "
+                        f"0), or the exporter itself is not scraped, for {for_}. Services using {product} fail.",
+        )
+
+    def disk(self) -> AlertingRule:
+        scope, alerts = self.scope, self.alerts
+        by = "by (namespace, persistentvolumeclaim)"
+        expr = (f"max {by} ({scope.select('kubelet_volume_stats_used_bytes')})\n/\n"
+                f"max {by} ({scope.select('kubelet_volume_stats_capacity_bytes')})\n> {alerts.disk_critical}")
+        # StatefulSet claims are <template>-<statefulset>-<ordinal>: the StatefulSet is the service.
+        expr = scope.service_from(scope.service_from(expr, "persistentvolumeclaim"), "persistentvolumeclaim",
+                                  "[^-]+-(.+)-[0-9]+")
+        return self.rule(
+            AlertName.DISK_SATURATION, Severity.CRITICAL, expr, for_=alerts.disk_for,
+            summary=f"Volume {CLAIM} is {PERCENT} full",
+            description=f"PersistentVolumeClaim {CLAIM} has been more than {percent(alerts.disk_critical)} full for "
+                        f"{alerts.disk_for}; writes fail when it is full.",
+        )
