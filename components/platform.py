@@ -13,7 +13,7 @@ import pulumi
 from components.base import PlatformComponent
 from components.contracts import DependencyBinding, DependencyProvider
 from components.data import Postgres, Redis
-from components.data.common import DataArgs, ServerSettingsT
+from components.data.provider import DataArgs, ServerSettingsT
 from components.foundation import Foundation, FoundationArgs
 from components.monitoring import Observability
 from components.monitoring.args import ObservabilityArgs

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from components.data import acl, config_files, sql
-from components.data.backup import SCRIPTS_DIR
+from components.data.job_scripts import SCRIPTS_DIR
 from settings.quantities import Memory
 from tests.conftest import ROOT, require_tool
 

@@ -4,8 +4,8 @@
 their settings are ``settings.data.PostgresSettings`` and ``RedisSettings``. See docs/data.md.
 """
 
-from components.data.common import DataArgs
 from components.data.postgres import Postgres, PostgresArgs
+from components.data.provider import DataArgs
 from components.data.redis import Redis, RedisArgs
 
 __all__ = ["DataArgs", "Postgres", "PostgresArgs", "Redis", "RedisArgs"]

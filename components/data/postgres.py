@@ -9,19 +9,15 @@ Job creates every service's role and database, each service gets a Secret with i
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
-from pulumi_kubernetes.batch.v1 import CronJobSpecArgsDict
 from pulumi_kubernetes.core.v1 import ContainerArgsDict, VolumeArgsDict, VolumeMountArgsDict
-from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 
-from components.data import backup, config_files, sql
-from components.data.common import (
-    ADMIN_DIR,
-    DataArgs,
-    DataComponent,
+from components.data import config_files, job_scripts, jobs, server, sql
+from components.data.jobs import ADMIN_DIR
+from components.data.pod_parts import (
     Pod,
     Port,
     config_volume,
@@ -30,20 +26,14 @@ from components.data.common import (
     exporter_probes,
     plain_digest,
     secret_volume,
-    volume_claim,
+    server_probes,
 )
-from components.network import ip_block_egress, public_https_egress_rule
+from components.data.postgres_backup import backup_cron_job
+from components.data.provider import DataArgs, DataComponent
 from components.scraping import METRICS_PORT_NAME
 from components.security import pinned_by_tag_skips
 from services.model import Dependency, ServiceSpec
-from settings.data import (
-    BACKUP_RESOURCES,
-    JOB_RESOURCES,
-    ObjectStoreTarget,
-    PostgresSettings,
-    SecretReference,
-    backup_storage,
-)
+from settings.data import JOB_RESOURCES, PostgresSettings, SecretReference
 from settings.quantities import Memory
 
 #: The in-cluster server's administrator (the image's POSTGRES_USER).
@@ -56,37 +46,27 @@ PGDATA = f"{DATA_MOUNT}/pgdata"
 MONITOR_DIR = "/run/codai/monitor"
 PASSWORDS_DIR = "/run/codai/passwords"
 BOOTSTRAP_DIR = "/bootstrap"
-BACKUP_DIR = "/backups"
-#: Copies backups to an object store (objectStore target only).
-RCLONE_IMAGE = "rclone/rclone:1.68.2"
-BACKUP_DEADLINE_SECONDS = 4 * 3600
 
 
 PostgresArgs = DataArgs[PostgresSettings]
 
 
-class Postgres(DataComponent):
+class Postgres(DataComponent[PostgresSettings]):
     """The platform's PostgreSQL; ``binding_for(service)`` hands each client its Secret and egress rule."""
 
+    type_token = "codai:data:Postgres"
     dependency = Dependency.POSTGRES
     role = "database"
     port = Port("postgres", 5432)
     metrics_port = Port(METRICS_PORT_NAME, 9187)
 
-    def __init__(
-        self,
-        name: str,
-        args: PostgresArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> None:
-        super().__init__("codai:data:Postgres", name, args, opts=opts, depends_on=depends_on)
-        self.pg = args.settings
+    def build(self) -> None:
+        self.pg = self.settings
         self.databases = {spec.name: sql.identifier(spec.name) for spec in self.clients}
 
         passwords = self.client_secrets(self._client_data)
         admin = self._admin()
-        scripts = self.scripts_config_map("bootstrap-postgres.sh", "backup.sh", "restore.sh", "upload.sh")
+        scripts = jobs.scripts_config_map(self, "bootstrap-postgres.sh", "backup.sh", "restore.sh", "upload.sh")
         self.scripts_name = scripts.metadata.name
         prerequisites: list[pulumi.Resource] = [scripts, *self.secrets.values()]
 
@@ -102,32 +82,32 @@ class Postgres(DataComponent):
         content: list[pulumi.Input[str]] = [*passwords.values()]
         if self.pg.in_cluster:
             monitor_password = self.password("monitor").result
-            monitor = self.secret("monitor-secret", f"{name}-monitor", METRICS_PORT_NAME,
+            monitor = self.secret("monitor-secret", f"{self.name}-monitor", METRICS_PORT_NAME,
                                   {"username": sql.MONITOR_ROLE, "password": monitor_password})
-            password_files[sql.MONITOR_ROLE] = (f"{name}-monitor", "password")
+            password_files[sql.MONITOR_ROLE] = (f"{self.name}-monitor", "password")
             content.append(monitor_password)
-            self.server_services()
+            server.services(self)
             self.statefulset = self._server(admin)
-            self.server_network_policy(["bootstrap", "backup"])
-            self.service_monitor()
+            server.network_policy(self, ["bootstrap", "backup"])
+            server.monitor(self)
             prerequisites += [monitor, self.statefulset]
 
         bootstrap_sql = sql.bootstrap_sql(plan)
         bootstrap_config = k8s.core.v1.ConfigMap(
-            f"{name}-bootstrap-config",
-            metadata=self.meta(f"{name}-bootstrap", "bootstrap"),
+            f"{self.name}-bootstrap-config",
+            metadata=self.meta(f"{self.name}-bootstrap", "bootstrap"),
             data={"bootstrap.sql": bootstrap_sql},
             opts=self.child_opts(),
         )
-        self.bootstrap = self.bootstrap_job(
-            self._bootstrap_pod(admin, password_files),
+        self.bootstrap = jobs.bootstrap_job(
+            self, self._bootstrap_pod(admin, password_files),
             [bootstrap_sql, self.pg.image, self.host, admin.name, *content],
             depends_on=[*prerequisites, bootstrap_config],
             images=[self.pg.image],
         )
-        self.job_network_policy("bootstrap")
+        jobs.network_policy(self, "bootstrap")
         if self.pg.backup.enabled:
-            self._backup(admin)
+            backup_cron_job(self, admin)
         self.register_outputs({"host": self.host, "port": self.server_port, "databases": self.databases})
 
     # --- credentials ---------------------------------------------------------------------------
@@ -166,7 +146,7 @@ class Postgres(DataComponent):
         self.secret("admin-secret", f"{self.name}-admin", "credentials", {"username": ADMIN_USER, "password": password})
         return SecretReference(name=f"{self.name}-admin")
 
-    def _connection_env(self, admin: SecretReference) -> tuple[dict[str, str], VolumeArgsDict, VolumeMountArgsDict]:
+    def connection_env(self, admin: SecretReference) -> tuple[dict[str, str], VolumeArgsDict, VolumeMountArgsDict]:
         """libpq environment of a job connecting as the administrator, and the Secret files it reads."""
         external = self.pg.external
         env = {
@@ -178,7 +158,7 @@ class Postgres(DataComponent):
             "PGCONNECT_TIMEOUT": "10",
             **{f"PG{key.upper()}": value for key, value in self._tls_options().items()},
         }
-        return env, *self.admin_files(admin)
+        return env, *jobs.admin_files(admin)
 
     # --- the in-cluster server -----------------------------------------------------------------------
 
@@ -200,7 +180,7 @@ class Postgres(DataComponent):
         )
         ready = exec_probe(["pg_isready", "-q", "-h", SOCKET_DIR, "-p", str(self.port.number), "-U", ADMIN_USER,
                             "-d", "postgres"], period=10, failures=6)
-        server = container(
+        database = container(
             "postgres", self.pg.image, self.sizing.server,
             args=["postgres", "-c", f"config_file={CONFIG_DIR}/postgresql.conf"],
             env={
@@ -218,14 +198,12 @@ class Postgres(DataComponent):
                 {"name": "run", "mount_path": SOCKET_DIR},
                 {"name": "shm", "mount_path": "/dev/shm"},
             ],
-            # A first start (initdb) or a crash recovery may take minutes: the startup probe allows 10.
-            probes={"startup": {**ready, "period_seconds": 5, "failure_threshold": 120},
-                    "liveness": ready, "readiness": {**ready, "period_seconds": 5, "failure_threshold": 3}},
+            probes=server_probes(ready),
         )
         # Parallel queries exchange data through /dev/shm, which container runtimes cap at 64Mi.
         shm = Memory(min(memory_limit.bytes // 4, 2**30))
         pod = Pod(
-            containers=[server, self._exporter()],
+            containers=[database, self._exporter()],
             volumes=[
                 config_volume("config", config.metadata.name),
                 secret_volume("admin", admin.name, {admin.password_key: "password"}),
@@ -234,8 +212,8 @@ class Postgres(DataComponent):
                 {"name": "shm", "empty_dir": {"medium": "Memory", "size_limit": str(shm)}},
             ],
         )
-        return self.stateful_set(pod, checksum=plain_digest(*files.values()), grace_seconds=120,
-                                 skips=pinned_by_tag_skips(self.pg.image, self.pg.exporter_image))
+        return server.stateful_set(self, pod, checksum=plain_digest(*files.values()), grace_seconds=120,
+                                   skips=pinned_by_tag_skips(self.pg.image, self.pg.exporter_image))
 
     def _exporter(self) -> ContainerArgsDict:
         """postgres_exporter, logging in over localhost as the monitor role."""
@@ -251,96 +229,19 @@ class Postgres(DataComponent):
     # --- jobs -----------------------------------------------------------------------------------------
 
     def _bootstrap_pod(self, admin: SecretReference, password_files: Mapping[str, tuple[str, str]]) -> Pod:
-        env, admin_volume, admin_mount = self._connection_env(admin)
+        env, admin_volume, admin_mount = self.connection_env(admin)
         passwords: VolumeArgsDict = {"name": "passwords", "projected": {"default_mode": 0o440, "sources": [
             {"secret": {"name": secret, "items": [{"key": key, "path": role}]}}
             for role, (secret, key) in sorted(password_files.items())
         ]}}
         job = container(
             "bootstrap", self.pg.image, JOB_RESOURCES,
-            command=backup.command("bootstrap-postgres.sh", f"{BOOTSTRAP_DIR}/bootstrap.sql"),
+            command=job_scripts.command("bootstrap-postgres.sh", f"{BOOTSTRAP_DIR}/bootstrap.sql"),
             env=env,
-            mounts=[{"name": "scripts", "mount_path": backup.MOUNT_PATH, "read_only": True},
+            mounts=[{"name": "scripts", "mount_path": job_scripts.MOUNT_PATH, "read_only": True},
                     {"name": "bootstrap", "mount_path": BOOTSTRAP_DIR, "read_only": True},
                     {"name": "passwords", "mount_path": PASSWORDS_DIR, "read_only": True}, admin_mount],
         )
         return Pod(containers=[job], volumes=[
             config_volume("scripts", self.scripts_name), config_volume("bootstrap", f"{self.name}-bootstrap"),
             passwords, admin_volume])
-
-    def _backup(self, admin: SecretReference) -> None:
-        """The backup CronJob: pg_dump of every service database to a volume, or through one to a bucket."""
-        settings = self.pg.backup
-        env, admin_volume, admin_mount = self._connection_env(admin)
-        claim = volume_claim(backup_storage(self.pg, self.args.sizing), settings.storage_class)
-        mounts: list[VolumeMountArgsDict] = [{"name": "scripts", "mount_path": backup.MOUNT_PATH, "read_only": True},
-                                             {"name": "backups", "mount_path": BACKUP_DIR}]
-        dump_env = {**env, "BACKUP_DIR": BACKUP_DIR, "BACKUP_KEEP": str(settings.keep),
-                    "BACKUP_DATABASES": " ".join(sorted(self.databases.values()))}
-        volumes: list[VolumeArgsDict] = [config_volume("scripts", self.scripts_name), admin_volume]
-        extra_egress: list[NetworkPolicyEgressRuleArgsDict] = []
-        store = settings.object_store
-        if store is None:
-            claim_object = k8s.core.v1.PersistentVolumeClaim(
-                f"{self.name}-backups-pvc",
-                metadata=self.meta(f"{self.name}-backups", "backup"),
-                spec=claim,
-                opts=self.child_opts(**self.stateful_options()),
-            )
-            volumes.append({"name": "backups", "persistent_volume_claim": {"claim_name": claim_object.metadata.name}})
-            pod = Pod(containers=[self._dump(dump_env, [*mounts, admin_mount])], volumes=volumes)
-        else:
-            # The dump goes to a scratch volume that lives as long as the pod; only the bucket keeps backups.
-            volumes.append({"name": "backups", "ephemeral": {"volume_claim_template": {
-                "metadata": {"labels": self.labels("backup")}, "spec": claim}}})
-            pod = Pod(init_containers=[self._dump({**dump_env, "BACKUP_KEEP": "1"}, [*mounts, admin_mount])],
-                      containers=[self._upload(store, mounts)], volumes=volumes)
-            extra_egress.append(ip_block_egress(store.egress_cidrs, 443) if store.egress_cidrs
-                                else public_https_egress_rule())
-        images = [self.pg.image] + ([RCLONE_IMAGE] if store else [])
-        k8s.batch.v1.CronJob(
-            f"{self.name}-backup-cronjob",
-            metadata=self.meta(f"{self.name}-backup", "backup",
-                               skips=[*pinned_by_tag_skips(*images), *self.secret_env_skips(pod)]),
-            spec=self._backup_schedule(pod),
-            opts=self.child_opts(),
-        )
-        self.job_network_policy("backup", extra_egress)
-
-    def _backup_schedule(self, pod: Pod) -> CronJobSpecArgsDict:
-        settings = self.pg.backup
-        return {
-            "schedule": settings.schedule,
-            "time_zone": "Etc/UTC",
-            # One backup at a time; a missed run is started late (within an hour), not skipped.
-            "concurrency_policy": "Forbid",
-            "starting_deadline_seconds": 3600,
-            "successful_jobs_history_limit": 3,
-            "failed_jobs_history_limit": 3,
-            "job_template": {
-                "metadata": {"labels": self.labels("backup")},
-                "spec": {
-                    "backoff_limit": 1,
-                    "active_deadline_seconds": BACKUP_DEADLINE_SECONDS,
-                    "template": self.job_pod("backup", pod),
-                },
-            },
-        }
-
-    def _upload(self, store: ObjectStoreTarget, mounts: Sequence[VolumeMountArgsDict]) -> ContainerArgsDict:
-        """rclone copying the dumps to the bucket, keeping the newest ``keep`` there."""
-        upload_env = {
-            "BACKUP_DIR": BACKUP_DIR, "BACKUP_KEEP": str(self.pg.backup.keep),
-            "BACKUP_REMOTE": f":s3:{store.bucket_path}",
-            # rclone's S3 backend from the environment: keys from the credentials Secret.
-            "RCLONE_S3_PROVIDER": "Other" if store.endpoint else "AWS", "RCLONE_S3_ENV_AUTH": "true",
-            "RCLONE_S3_REGION": store.region, "RCLONE_CONFIG": "/tmp/rclone.conf", "HOME": "/tmp",
-        }
-        if store.endpoint:
-            upload_env["RCLONE_S3_ENDPOINT"] = store.endpoint
-        return container("upload", RCLONE_IMAGE, JOB_RESOURCES, command=backup.command("upload.sh"),
-                         env=upload_env, env_from_secrets=[store.credentials_secret], mounts=mounts)
-
-    def _dump(self, env: Mapping[str, str], mounts: Sequence[VolumeMountArgsDict]) -> ContainerArgsDict:
-        return container("backup", self.pg.image, BACKUP_RESOURCES, command=backup.command("backup.sh"), env=env,
-                         mounts=mounts)

@@ -8,16 +8,14 @@ Each service gets a Secret with its ``REDIS_URL``, user name, password and key p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.data import acl, backup, config_files
-from components.data.common import (
-    ADMIN_DIR,
-    DataArgs,
-    DataComponent,
+from components.data import acl, config_files, job_scripts, jobs, server
+from components.data.jobs import ADMIN_DIR
+from components.data.pod_parts import (
     Pod,
     Port,
     config_volume,
@@ -25,8 +23,11 @@ from components.data.common import (
     digest,
     exec_probe,
     exporter_probes,
+    secret_env_skips,
     secret_volume,
+    server_probes,
 )
+from components.data.provider import DataArgs, DataComponent
 from components.scraping import METRICS_PORT_NAME
 from components.security import pinned_by_tag_skips
 from services.model import Dependency, ServiceSpec
@@ -42,23 +43,17 @@ BOOTSTRAP_DIR = "/run/codai/bootstrap"
 RedisArgs = DataArgs[RedisSettings]
 
 
-class Redis(DataComponent):
+class Redis(DataComponent[RedisSettings]):
     """The platform's Redis; ``binding_for(service)`` hands each client its Secret and egress rule."""
 
+    type_token = "codai:data:Redis"
     dependency = Dependency.REDIS
     role = "cache"
     port = Port("redis", 6379)
     metrics_port = Port(METRICS_PORT_NAME, 9121)
 
-    def __init__(
-        self,
-        name: str,
-        args: RedisArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> None:
-        super().__init__("codai:data:Redis", name, args, opts=opts, depends_on=depends_on)
-        self.redis = args.settings
+    def build(self) -> None:
+        self.redis = self.settings
 
         passwords: dict[str, pulumi.Input[str]] = {**self.client_secrets(self._client_data)}
         users = [acl.service_user(spec.name) for spec in self.clients]
@@ -68,21 +63,21 @@ class Redis(DataComponent):
             passwords[acl.HEALTHCHECK_USER] = self.password("healthcheck").result
             users += [acl.exporter_user(), acl.healthcheck_user(), acl.default_user()]
             acl_text = pulumi.Output.all(**passwords).apply(lambda values: acl.acl_file(users, values))
-            self.secret("users-secret", f"{name}-users", self.role, {
+            self.secret("users-secret", f"{self.name}-users", self.role, {
                 "users.acl": acl_text,
                 acl.HEALTHCHECK_USER: passwords[acl.HEALTHCHECK_USER],
                 acl.EXPORTER_USER: passwords[acl.EXPORTER_USER],
             })
-            self.server_services()
+            server.services(self)
             self.statefulset = self._server(acl_text)
-            self.server_network_policy([])
-            self.service_monitor()
+            server.network_policy(self, [])
+            server.monitor(self)
         else:
             if external.disable_default_user:
                 users.append(acl.default_user())
             commands = pulumi.Output.all(**passwords).apply(lambda values: acl.setuser_commands(users, values))
             self.bootstrap = self._external_bootstrap(external, commands)
-            self.job_network_policy("bootstrap")
+            jobs.network_policy(self, "bootstrap")
         self.register_outputs({"host": self.host, "port": self.server_port, "users": sorted(u.name for u in users)})
 
     def _client_data(self, spec: ServiceSpec, password: pulumi.Output[str]) -> Mapping[str, pulumi.Input[str]]:
@@ -118,15 +113,14 @@ class Redis(DataComponent):
         ping = exec_probe(["sh", "-c", f'REDISCLI_AUTH="$(cat {USERS_DIR}/{acl.HEALTHCHECK_USER})" redis-cli '
                            f"--no-auth-warning --user {acl.HEALTHCHECK_USER} -p {self.port.number} ping "
                            "| grep -q PONG"], period=10, failures=6)
-        server = container(
+        cache = container(
             "redis", self.redis.image, self.sizing.server,
             command=["redis-server", f"{CONFIG_DIR}/redis.conf"],
             ports=[self.port],
             mounts=[{"name": "data", "mount_path": DATA_DIR},
                     {"name": "config", "mount_path": CONFIG_DIR, "read_only": True},
                     {"name": "users", "mount_path": USERS_DIR, "read_only": True}],
-            probes={"startup": {**ping, "period_seconds": 5, "failure_threshold": 120},
-                    "liveness": ping, "readiness": {**ping, "period_seconds": 5, "failure_threshold": 3}},
+            probes=server_probes(ping),
         )
         exporter = container(
             "exporter", self.redis.exporter_image, self.sizing.exporter,
@@ -136,27 +130,27 @@ class Redis(DataComponent):
             ports=[self.metrics_port],
             probes=exporter_probes(),
         )
-        pod = Pod(containers=[server, exporter], volumes=[
+        pod = Pod(containers=[cache, exporter], volumes=[
             config_volume("config", config.metadata.name),
             secret_volume("users", f"{self.name}-users",
                           {"users.acl": "users.acl", acl.HEALTHCHECK_USER: acl.HEALTHCHECK_USER}),
         ])
         # Redis reads its ACL file at start: a changed user list or password restarts the pod.
-        return self.stateful_set(pod, checksum=digest(conf, acl_text), grace_seconds=60,
-                                 skips=[*pinned_by_tag_skips(self.redis.image, self.redis.exporter_image),
-                                        *self.secret_env_skips(pod)])
+        return server.stateful_set(self, pod, checksum=digest(conf, acl_text), grace_seconds=60,
+                                   skips=[*pinned_by_tag_skips(self.redis.image, self.redis.exporter_image),
+                                          *secret_env_skips(pod)])
 
     def _external_bootstrap(self, external: ExternalRedis, commands: pulumi.Output[str]) -> k8s.batch.v1.Job:
-        scripts = self.scripts_config_map("bootstrap-redis.sh")
+        scripts = jobs.scripts_config_map(self, "bootstrap-redis.sh")
         commands_secret = self.secret("bootstrap-secret", f"{self.name}-bootstrap", "bootstrap",
                                       {"commands": commands})
-        admin_volume, admin_mount = self.admin_files(external.admin_secret)
+        admin_volume, admin_mount = jobs.admin_files(external.admin_secret)
         job = container(
             "bootstrap", self.redis.image, JOB_RESOURCES,
-            command=backup.command("bootstrap-redis.sh", f"{BOOTSTRAP_DIR}/commands"),
+            command=job_scripts.command("bootstrap-redis.sh", f"{BOOTSTRAP_DIR}/commands"),
             env={"REDIS_HOST": external.host, "REDIS_PORT": str(external.port), "REDIS_TLS": str(external.tls).lower(),
                  "REDIS_USER_FILE": f"{ADMIN_DIR}/username", "REDIS_PASSWORD_FILE": f"{ADMIN_DIR}/password"},
-            mounts=[{"name": "scripts", "mount_path": backup.MOUNT_PATH, "read_only": True},
+            mounts=[{"name": "scripts", "mount_path": job_scripts.MOUNT_PATH, "read_only": True},
                     {"name": "commands", "mount_path": BOOTSTRAP_DIR, "read_only": True}, admin_mount],
         )
         pod = Pod(containers=[job], volumes=[
@@ -164,6 +158,6 @@ class Redis(DataComponent):
             secret_volume("commands", commands_secret.metadata.name, {"commands": "commands"}),
             admin_volume,
         ])
-        return self.bootstrap_job(pod, [commands, self.redis.image, external.host, external.admin_secret.name],
+        return jobs.bootstrap_job(self, pod, [commands, self.redis.image, external.host, external.admin_secret.name],
                                   depends_on=[scripts, commands_secret, *self.secrets.values()],
                                   images=[self.redis.image])
