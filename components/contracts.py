@@ -31,10 +31,27 @@ class DependencyBinding:
     ready: Sequence[pulumi.Resource] = ()
 
 
+@dataclass(frozen=True)
+class HealthProbe:
+    """How a dependency says it is reachable, declared by its provider: the metric its exporter exposes
+    (1 while the exporter reaches the server, 0 when not) and the product's name for alerts and panels.
+    """
+
+    dependency: Dependency
+    metric: str
+    product: str
+
+    @property
+    def signal(self) -> str:
+        """The series the data tier records from it, per pod (components/monitoring/signals.py's naming)."""
+        return f"codai:{self.metric}:max"
+
+
 class DependencyProvider(Protocol):
     """A component that serves a shared dependency to the services that declare it."""
 
     dependency: Dependency
+    health: HealthProbe
 
     def binding_for(self, service: str) -> DependencyBinding:
         """The binding of ``service``; raises KeyError for a service that did not declare it."""

@@ -26,6 +26,9 @@ from services.tiers import Tier
 from settings.loader import StackPlan
 from settings.resolve import ResolvedService
 
+#: The component serving each kind of shared dependency.
+PROVIDERS: dict[Dependency, type[Postgres] | type[Redis]] = {Dependency.POSTGRES: Postgres, Dependency.REDIS: Redis}
+
 
 @dataclass(frozen=True)
 class PlatformArgs:
@@ -42,7 +45,7 @@ def foundation_args(plan: StackPlan) -> FoundationArgs:
 def observability_args(plan: StackPlan) -> ObservabilityArgs:
     """Only the dependencies that run in the cluster and have a client are watched: only they have an exporter."""
     settings = plan.settings
-    watched = tuple(dependency for dependency, server in settings.data_servers.items()
+    watched = tuple(PROVIDERS[dependency].health for dependency, server in settings.data_servers.items()
                     if server.in_cluster and any(s.spec.uses_dependency(dependency) for s in plan.services))
     return ObservabilityArgs(namespace=settings.environment.namespace, services=plan.services,
                              dependencies=watched, monitoring=settings.monitoring)

@@ -15,6 +15,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes.core.v1 import ContainerArgsDict, VolumeArgsDict, VolumeMountArgsDict
 
+from components.contracts import HealthProbe
 from components.data import config_files, job_scripts, jobs, server, sql
 from components.data.jobs import ADMIN_DIR
 from components.data.pod_parts import (
@@ -56,6 +57,7 @@ class Postgres(DataComponent[PostgresSettings]):
 
     type_token = "codai:data:Postgres"
     dependency = Dependency.POSTGRES
+    health = HealthProbe(Dependency.POSTGRES, "pg_up", "PostgreSQL")
     role = "database"
     port = Port("postgres", 5432)
     metrics_port = Port(METRICS_PORT_NAME, 9187)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.contracts import HealthProbe
 from components.data import acl, config_files, job_scripts, jobs, server
 from components.data.jobs import ADMIN_DIR
 from components.data.pod_parts import (
@@ -48,6 +49,7 @@ class Redis(DataComponent[RedisSettings]):
 
     type_token = "codai:data:Redis"
     dependency = Dependency.REDIS
+    health = HealthProbe(Dependency.REDIS, "redis_up", "Redis")
     role = "cache"
     port = Port("redis", 6379)
     metrics_port = Port(METRICS_PORT_NAME, 9121)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.model import Dependency
+from components.contracts import HealthProbe
 from services.tiers import Tier
 from settings.monitoring import MonitoringSettings
 from settings.resolve import ResolvedService
@@ -17,9 +17,9 @@ class ObservabilityArgs:
     #: The platform namespace: every object is created there, every rule watches only it.
     namespace: str
     services: tuple[ResolvedService, ...]
-    #: Shared dependencies that run in the cluster and have a client: only those have an exporter
-    #: here. A managed server is watched by its provider; ``absent(pg_up)`` would page forever.
-    dependencies: tuple[Dependency, ...]
+    #: The health probe of each shared dependency that runs in the cluster and has a client: only those
+    #: have an exporter here. A managed server is watched by its provider; ``absent(pg_up)`` would page forever.
+    dependencies: tuple[HealthProbe, ...]
     monitoring: MonitoringSettings
 
     def in_tier(self, tier: Tier) -> list[ResolvedService]:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from components.monitoring.args import ObservabilityArgs
-from components.monitoring.signals import LATENCY_QUANTILE, LATENCY_SIGNALS, PROBES, Signal
+from components.monitoring.signals import LATENCY_QUANTILE, LATENCY_SIGNALS, Signal
 from services.tiers import Tier
 from settings.monitoring import AlertSettings
 
@@ -91,8 +91,9 @@ class Dashboard:
 
 # --- the signals, recorded once by the rule groups (signals.py) ------------------------------
 
-def _signal(signal: Signal, matchers: str, legend: str) -> Query:
-    return Query(f"{signal.value}{{{matchers}}}", legend)
+def _signal(signal: str, matchers: str, legend: str) -> Query:
+    """A recorded series (a :class:`Signal`, or a dependency's health signal) under ``matchers``."""
+    return Query(f"{signal}{{{matchers}}}", legend)
 
 
 def _up(s: Selection) -> Query:
@@ -153,8 +154,8 @@ def _regex(names: Sequence[str]) -> str:
 
 def overview(args: ObservabilityArgs) -> Dashboard:
     alerts, namespace = args.monitoring.alerts, args.namespace
-    probes = [_signal(PROBES[d].signal, f'namespace="{namespace}"', f"{PROBES[d].product} {{{{pod}}}}")
-              for d in args.dependencies]
+    probes = [_signal(probe.signal, f'namespace="{namespace}"', f"{probe.product} {{{{pod}}}}")
+              for probe in args.dependencies]
     panels: list[Panel] = [
         Panel("Data tier: reachable", PanelType.STAT, probes, Unit.NONE, GRID_WIDTH, 4, steps=((1, "green"),),
               description="1 when the exporter reaches the database or cache.", base_colour="red"),

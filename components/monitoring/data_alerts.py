@@ -7,12 +7,13 @@ per-container alerts (``container_alerts``).
 
 from __future__ import annotations
 
+from components.contracts import HealthProbe
 from components.monitoring.alert_rules import CLAIM, PERCENT, AlertingRule, AlertName, RuleBuilder, percent
-from components.monitoring.signals import PROBES, eq
+from components.monitoring.signals import eq
 from services.model import Dependency
 from services.tiers import Severity
 
-#: The alert raised when a shared dependency is unreachable (its health metric: ``signals.PROBES``).
+#: The alert raised when a shared dependency is unreachable (its provider declares its ``HealthProbe``).
 DEPENDENCY_ALERTS: dict[Dependency, AlertName] = {
     Dependency.POSTGRES: AlertName.POSTGRES_DOWN,
     Dependency.REDIS: AlertName.REDIS_DOWN,
@@ -22,9 +23,8 @@ DEPENDENCY_ALERTS: dict[Dependency, AlertName] = {
 class DataAlerts(RuleBuilder):
     """The alerts on the data servers and their volumes."""
 
-    def dependency_down(self, dependency: Dependency) -> AlertingRule:
-        scope, for_ = self.scope, self.alerts.dependency_down_for
-        probe = PROBES[dependency]
+    def dependency_down(self, probe: HealthProbe) -> AlertingRule:
+        scope, for_, dependency = self.scope, self.alerts.dependency_down_for, probe.dependency
         # No pod reaching the server, or no exporter scraped at all (absent() keeps the matchers' labels).
         expr = (f"{scope.select(probe.signal)} == 0\n"
                 f"or\nabsent({scope.select(probe.signal, eq('service', dependency.value))})")

@@ -7,9 +7,9 @@ nothing else computes a ``rate()`` or ``histogram_quantile()``).
 
 from __future__ import annotations
 
+from components.contracts import HealthProbe
 from components.monitoring.alert_rules import RuleBuilder
-from components.monitoring.signals import LATENCY_SIGNALS, PROBES, RATE_WINDOW, RecordingRule, Signal, eq, record
-from services.model import Dependency
+from components.monitoring.signals import LATENCY_SIGNALS, RATE_WINDOW, RecordingRule, Signal, eq, record
 
 
 class SignalRules(RuleBuilder):
@@ -57,8 +57,8 @@ class SignalRules(RuleBuilder):
         return [record(Signal.CPU, of_limit(f"sum {by} (rate({cpu}[{RATE_WINDOW}]))", "cpu")),
                 record(Signal.MEMORY, of_limit(f"max {by} ({memory})", "memory"))]
 
-    def dependency_signal(self, dependency: Dependency) -> RecordingRule:
+    def dependency_signal(self, probe: HealthProbe) -> RecordingRule:
         """The exporter's health metric per pod; a constant service label (the exporter's Service is ours)."""
-        probe = PROBES[dependency]
         expr = f"max by (namespace, pod) ({self.scope.select(probe.metric)})"
-        return record(probe.signal, self.scope.service_from(expr, "namespace", ".*", dependency.value))
+        return {"record": probe.signal,
+                "expr": self.scope.service_from(expr, "namespace", ".*", probe.dependency.value)}

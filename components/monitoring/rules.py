@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypedDict
 
+from components.contracts import HealthProbe
 from components.labels import DATA_TIER
 from components.monitoring.alert_rules import AlertingRule, AlertName
 from components.monitoring.args import ObservabilityArgs
@@ -29,7 +30,6 @@ from components.monitoring.data_alerts import DataAlerts
 from components.monitoring.recording_rules import SignalRules
 from components.monitoring.service_alerts import ServiceAlerts
 from components.monitoring.signals import RecordingRule, Scope, data_scope, tier_scope
-from services.model import Dependency
 from services.tiers import TIER_POLICIES, Tier
 from settings.monitoring import MonitoringSettings
 
@@ -55,7 +55,7 @@ def _tier_rules(scope: Scope, monitoring: MonitoringSettings, tier: Tier) -> lis
 
 
 def _data_rules(scope: Scope, monitoring: MonitoringSettings,
-                dependencies: Sequence[Dependency]) -> list[RecordingRule | AlertingRule]:
+                dependencies: Sequence[HealthProbe]) -> list[RecordingRule | AlertingRule]:
     signals, data = SignalRules(scope, monitoring), DataAlerts(scope, monitoring)
     containers = ContainerAlerts(scope, monitoring)
     return [*(signals.dependency_signal(d) for d in dependencies), *signals.container_signals(),

@@ -21,7 +21,6 @@ from typing import TypedDict
 from components.labels import DATA_TIER
 from components.monitoring.args import ObservabilityArgs
 from components.names import deployment_name, tls_secret_name
-from services.model import Dependency
 from services.tiers import Tier
 from settings.resolve import ResolvedService
 
@@ -44,8 +43,6 @@ class Signal(StrEnum):
     LATENCY_P99 = f"codai:http_request_duration_seconds:p99_{RATE_WINDOW}"
     CPU = f"codai:container_cpu_limit_ratio:rate{RATE_WINDOW}"
     MEMORY = "codai:container_memory_limit_ratio:max"
-    POSTGRES_UP = "codai:pg_up:max"
-    REDIS_UP = "codai:redis_up:max"
 
 
 #: The latency signal of each quantile.
@@ -53,21 +50,6 @@ LATENCY_SIGNALS = dict(zip(LATENCY_QUANTILES, (Signal.LATENCY_P50, Signal.LATENC
                            strict=True))
 
 
-@dataclass(frozen=True)
-class Probe:
-    """How a shared dependency says it is reachable: its exporter's metric, recorded per pod as ``signal``."""
-
-    metric: str
-    signal: Signal
-    product: str
-
-
-#: Each data server's health metric, written once: the data tier's recording rules, its Down alerts
-#: and the overview's reachability panel read it from here.
-PROBES: dict[Dependency, Probe] = {
-    Dependency.POSTGRES: Probe("pg_up", Signal.POSTGRES_UP, "PostgreSQL"),
-    Dependency.REDIS: Probe("redis_up", Signal.REDIS_UP, "Redis"),
-}
 
 class RecordingRule(TypedDict):
     """A Prometheus recording rule as written in a rule file (and in a PrometheusRule's spec.groups[].rules)."""
