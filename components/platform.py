@@ -61,24 +61,18 @@ class CodaiPlatform(PlatformComponent):
         settings = args.plan.settings
         self.scraping = Scraping.of(settings.monitoring)
         self.foundation = Foundation(name, foundation_args(args.plan), self.child_opts())
-        namespace = [self.foundation.namespace]
+        # Everything else lives in the namespace, so it (and each of its children) waits for it.
+        in_namespace = self.child_opts(depends_on=[self.foundation.namespace])
         # The data tier comes first: every service that uses it is handed a Secret and an egress rule.
-        self.postgres = Postgres("postgres", self._data_args(Dependency.POSTGRES, settings.postgres),
-                                 self.child_opts(), depends_on=namespace)
-        self.redis = Redis("redis", self._data_args(Dependency.REDIS, settings.redis), self.child_opts(),
-                           depends_on=namespace)
+        self.postgres = Postgres("postgres", self._data_args(Dependency.POSTGRES, settings.postgres), in_namespace)
+        self.redis = Redis("redis", self._data_args(Dependency.REDIS, settings.redis), in_namespace)
         self.providers: list[DependencyProvider] = [self.postgres, self.redis]
         self.tiers: dict[Tier, TierComponent] = {
-            tier: component(
-                tier.value,
-                TierArgs(services=[self._service_args(plan) for plan in args.plan.in_tier(tier)]),
-                self.child_opts(),
-                depends_on=namespace,
-            )
+            tier: component(tier.value, TierArgs([self._service_args(plan) for plan in args.plan.in_tier(tier)]),
+                            in_namespace)
             for tier, component in TIER_COMPONENTS.items()
         }
-        self.observability = Observability(name, observability_args(args.plan), self.child_opts(),
-                                           depends_on=namespace)
+        self.observability = Observability(name, observability_args(args.plan), in_namespace)
         self.register_outputs({"namespace": self.foundation.namespace.metadata.name, "urls": self.urls})
 
     @property

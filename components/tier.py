@@ -23,20 +23,13 @@ class TierComponent(PlatformComponent):
 
     tier: Tier
 
-    def __init__(
-        self,
-        name: str,
-        args: TierArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> None:
-        super().__init__(f"codai:platform:{self.tier.value.capitalize()}Tier", name, opts, depends_on)
+    def __init__(self, name: str, args: TierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(f"codai:platform:{self.tier.value.capitalize()}Tier", name, opts)
         wrong = [service.plan.name for service in args.services if service.plan.tier != self.tier]
         if wrong:
             raise ValueError(f"{type(self).__name__} got services of another tier: {wrong}")
         self.services = {
-            service.plan.name: CodaiService(service.plan.name, service, self.child_opts(),
-                                            depends_on=self._prerequisites)
+            service.plan.name: CodaiService(service.plan.name, service, self.child_opts())
             for service in args.services
         }
         self.register_outputs({"services": sorted(self.services)})

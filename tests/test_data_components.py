@@ -45,8 +45,9 @@ def data_tier_program(stack: str, values: dict[str, Any]) -> Callable[[], None]:
                           protect_stateful=environment.protect_stateful, scraping=scraping,
                           clients=CATALOG.using(Dependency.REDIS))
         prerequisite = k8s.core.v1.Namespace("namespace", metadata={"name": namespace})
-        providers: list[Postgres | Redis] = [Postgres("postgres", postgres, depends_on=[prerequisite]),
-                                             Redis("redis", redis, depends_on=[prerequisite])]
+        after_namespace = pulumi.ResourceOptions(depends_on=[prerequisite])
+        providers: list[Postgres | Redis] = [Postgres("postgres", postgres, after_namespace),
+                                             Redis("redis", redis, after_namespace)]
         bindings: dict[str, dict[str, Any]] = {}
         for provider in providers:
             for spec in CATALOG.values():

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
@@ -34,7 +35,7 @@ def observability_program(stack: str) -> Callable[[], None]:
     def program() -> None:
         args = observability_args(stack_settings(stack))
         prerequisite = k8s.core.v1.Namespace("namespace", metadata={"name": args.namespace})
-        Observability("codai", args, depends_on=[prerequisite])
+        Observability("codai", args, pulumi.ResourceOptions(depends_on=[prerequisite]))
 
     return program
 

@@ -75,14 +75,8 @@ class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
     port: Port
     metrics_port: Port
 
-    def __init__(
-        self,
-        name: str,
-        args: DataArgs[ServerSettingsT],
-        opts: pulumi.ResourceOptions | None = None,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> None:
-        super().__init__(self.type_token, name, opts, depends_on)
+    def __init__(self, name: str, args: DataArgs[ServerSettingsT], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(self.type_token, name, opts)
         self.name = name
         self.args = args
         self.settings: ServerSettingsT = args.settings

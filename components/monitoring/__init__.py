@@ -8,7 +8,6 @@ See docs/monitoring.md.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -36,14 +35,8 @@ def alertmanager_config_name(name: str) -> str:
 class Observability(PlatformComponent):
     """One PrometheusRule per tier (and the data tier), the AlertmanagerConfig, one ConfigMap per dashboard."""
 
-    def __init__(
-        self,
-        name: str,
-        args: ObservabilityArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        depends_on: Sequence[pulumi.Resource] = (),
-    ) -> None:
-        super().__init__(TYPE_TOKEN, name, opts, depends_on)
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__(TYPE_TOKEN, name, opts)
         monitoring = args.monitoring
         namespace = args.namespace
 

@@ -31,14 +31,8 @@ class CodaiService(PlatformComponent):
 
     url: str | None
 
-    def __init__(
-        self,
-        name: str,
-        args: ServiceArgs,
-        opts: pulumi.ResourceOptions | None = None,
-        depends_on: list[pulumi.Resource] | None = None,
-    ) -> None:
-        super().__init__("codai:platform:Service", name, opts, depends_on or [])
+    def __init__(self, name: str, args: ServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("codai:platform:Service", name, opts)
         self.args = args
         plan = args.plan
         self.labels = labels(plan.name, "app", plan.tier.value)
