@@ -138,7 +138,7 @@ def test_max_version_is_the_newest_kubernetes_the_objects_are_validated_against(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """environment.kubernetes.maxVersion renders nothing: tools/validate.py validates against it."""
     values: dict[str, Any] = sl.with_value(sl.context_values(""), ("environment", "kubernetes", "maxVersion"), "1.33")
-    monkeypatch.setattr(validate, "stack_settings", lambda stack: load_settings(stack, values))
+    monkeypatch.setattr(validate, "stack_plan", lambda stack: load_settings(stack, values))
     assert validate.kubernetes_versions(sl.BASE_STACK) == ["1.30", "1.33"]
 
 

@@ -30,7 +30,7 @@ from services.tiers import Severity
 from settings.monitoring import AlertmanagerSettings
 from tests.conftest import STACKS, require_tool
 from tools.alertmanager_config import dump_yaml
-from tools.offline import stack_settings
+from tools.offline import stack_plan
 from tools.validate import load_crd_schemas
 
 NAME = alertmanager_config_name("codai")
@@ -39,8 +39,8 @@ NAME = alertmanager_config_name("codai")
 @pytest.fixture(scope="module", params=STACKS)
 def stack(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
     """(namespace, AlertmanagerConfig spec) of each stack."""
-    platform = stack_settings(request.param)
-    return platform.settings.environment.namespace, alertmanager_config_spec(platform.settings.monitoring.alertmanager)
+    plan = stack_plan(request.param)
+    return plan.settings.environment.namespace, alertmanager_config_spec(plan.settings.monitoring.alertmanager)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_each_severity_has_its_receiver_and_the_rest_goes_to_slack(stack):
 def test_the_digest_is_low_noise():
     spec = alertmanager_config_spec(AlertmanagerSettings())
     routes = {r["receiver"]: r for r in spec["route"]["routes"]}
-    assert routes["digest"]["groupBy"] == ["namespace"]  # one batch for the platform
+    assert routes["digest"]["groupBy"] == ["namespace"]  # one batch for the plan
     assert (routes["digest"]["groupInterval"], routes["digest"]["repeatInterval"]) == ("1h", "24h")
     assert routes["pagerduty"]["repeatInterval"] == "1h"
     (digest,) = [r for r in spec["receivers"] if r["name"] == "digest"]

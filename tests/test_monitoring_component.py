@@ -23,7 +23,7 @@ from settings.loader import StackPlan
 from tests.conftest import require_tool
 from tests.test_monitoring_rules import RECORDS_PER_GROUP, RULES_PER_GROUP
 from tools.alertmanager_config import write_alertmanager_config
-from tools.offline import StackRun, run_stack, stack_settings
+from tools.offline import StackRun, run_stack, stack_plan
 from tools.validate import load_crd_schemas
 
 STACK = "staging"
@@ -33,7 +33,7 @@ def observability_program(stack: str) -> Callable[[], None]:
     """The Observability component on its own, behind a namespace, as the composition root hands it over."""
 
     def program() -> None:
-        args = observability_args(stack_settings(stack))
+        args = observability_args(stack_plan(stack))
         prerequisite = k8s.core.v1.Namespace("namespace", metadata={"name": args.namespace})
         Observability("codai", args, pulumi.ResourceOptions(depends_on=[prerequisite]))
 
@@ -41,8 +41,8 @@ def observability_program(stack: str) -> Callable[[], None]:
 
 
 @pytest.fixture(scope="module")
-def platform() -> StackPlan:
-    return stack_settings(STACK)
+def plan() -> StackPlan:
+    return stack_plan(STACK)
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +69,9 @@ def test_objects_per_kind(objects):
     assert kinds == ["AlertmanagerConfig", *["ConfigMap"] * 4, *["PrometheusRule"] * 4]
 
 
-def test_every_object_is_named_and_namespaced_and_labelled(objects, platform):
-    namespace = platform.settings.environment.namespace
-    monitoring = platform.settings.monitoring
+def test_every_object_is_named_and_namespaced_and_labelled(objects, plan):
+    namespace = plan.settings.environment.namespace
+    monitoring = plan.settings.monitoring
     for obj in objects:
         meta = obj["metadata"]
         assert meta["namespace"] == namespace and meta["name"].startswith("codai-")
@@ -84,12 +84,12 @@ def test_every_object_is_named_and_namespaced_and_labelled(objects, platform):
             assert meta["labels"].items() >= monitoring.selector_labels.items()
 
 
-def test_custom_resources_carry_what_the_builders_return(objects, platform):
+def test_custom_resources_carry_what_the_builders_return(objects, plan):
     """The component hands the builders' output over unchanged (what the builders return is tested, with
     written-out expectations, in test_monitoring_rules.py and test_monitoring_alertmanager.py)."""
     rules = {obj["metadata"]["name"]: obj["spec"] for obj in objects if obj["kind"] == "PrometheusRule"}
     assert rules == {f"codai-alerts-{key}": {"groups": [group]}
-                     for key, group in rule_groups(observability_args(platform)).items()}
+                     for key, group in rule_groups(observability_args(plan)).items()}
     # and what it hands over is the staging stack's: one group per tier and the data tier, each its recorded
     # signals and its alerts
     assert {name: [(g["name"], [r["record"] if "record" in r else (r["alert"], r["labels"]["severity"])
@@ -101,7 +101,7 @@ def test_custom_resources_carry_what_the_builders_return(objects, platform):
             if "alert" in r} == {
         "codai-staging"}
     (config,) = [obj for obj in objects if obj["kind"] == "AlertmanagerConfig"]
-    assert config["spec"] == alertmanager_config_spec(platform.settings.monitoring.alertmanager)
+    assert config["spec"] == alertmanager_config_spec(plan.settings.monitoring.alertmanager)
     assert config["metadata"]["name"] == "codai-alertmanager"
     assert {r["matchers"][0]["value"]: r["receiver"] for r in config["spec"]["route"]["routes"]} == {
         "critical": "pagerduty", "warning": "slack", "info": "digest"}

@@ -15,20 +15,20 @@ from services.tiers import Tier
 from settings.loader import StackPlan, load_settings
 from tests.conftest import require_tool
 from tools.alertmanager_config import dump_yaml
-from tools.offline import stack_settings, stack_values
+from tools.offline import stack_plan, stack_values
 
 STACK = "staging"
 
 
 @pytest.fixture(scope="module")
-def platform() -> StackPlan:
-    return stack_settings(STACK)
+def plan() -> StackPlan:
+    return stack_plan(STACK)
 
 
 @pytest.fixture(scope="module")
-def models(platform: StackPlan) -> dict[str, dict[str, Any]]:
-    namespace = platform.settings.environment.namespace
-    return {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(platform))}
+def models(plan: StackPlan) -> dict[str, dict[str, Any]]:
+    namespace = plan.settings.environment.namespace
+    return {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(plan))}
 
 
 def panels(model: dict[str, Any]) -> list[dict[str, Any]]:
@@ -68,23 +68,23 @@ def test_panels_fit_the_grid_without_overlapping(models):
             assert apart, (a, b)
 
 
-def test_overview_shows_every_service_by_tier(models, platform):
+def test_overview_shows_every_service_by_tier(models, plan):
     jobs = {name for panel in panels(models["overview"]) for target in panel["targets"]
             for regex in re.findall(r'(?:job|container)=~"([^"]+)"', target["expr"]) for name in regex.split("|")}
-    assert jobs == {s.name for s in platform.services}
+    assert jobs == {s.name for s in plan.services}
     rows = [p["title"] for p in models["overview"]["panels"] if p["type"] == "row"]
-    assert rows == [f"{t.value.capitalize()} tier ({len(platform.in_tier(t))} services)" for t in Tier]
+    assert rows == [f"{t.value.capitalize()} tier ({len(plan.in_tier(t))} services)" for t in Tier]
     (data,) = [p for p in panels(models["overview"]) if p["title"] == "Data tier: reachable"]
     assert [(t["expr"], t["legendFormat"]) for t in data["targets"]] == [
         ('codai:pg_up:max{namespace="codai-staging"}', "PostgreSQL {{pod}}"),
         ('codai:redis_up:max{namespace="codai-staging"}', "Redis {{pod}}")]
 
 
-def test_tier_dashboards_show_the_golden_signals_of_their_services(models, platform):
+def test_tier_dashboards_show_the_golden_signals_of_their_services(models, plan):
     for tier in Tier:
         model = models[tier.value]
         (picker,) = [v for v in model["templating"]["list"] if v["name"] == "service"]
-        assert sorted(picker["allValue"].split("|")) == sorted(s.name for s in platform.in_tier(tier))
+        assert sorted(picker["allValue"].split("|")) == sorted(s.name for s in plan.in_tier(tier))
         titles = {p["title"] for p in panels(model)}
         assert {"Request rate", "Error ratio (5xx)", "Latency", "CPU (share of limit)",
                 "Memory (share of limit)"} <= titles
@@ -115,9 +115,9 @@ def test_panel_thresholds_are_the_alert_thresholds():
         "errorRatioWarning": 0.031, "errorRatioCritical": 0.11, "cpuWarning": 0.71, "cpuCritical": 0.91,
         "memoryWarning": 0.73, "memoryCritical": 0.93, "latencyP95Seconds": {"core": 0.25, "business": 1.3,
                                                                              "support": 2.7}}}
-    platform = load_settings(STACK, values)
-    namespace = platform.settings.environment.namespace
-    models = {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(platform))}
+    plan = load_settings(STACK, values)
+    namespace = plan.settings.environment.namespace
+    models = {d.slug: dashboard_json(d, namespace) for d in dashboards(observability_args(plan))}
     latency = {Tier.CORE: 0.25, Tier.BUSINESS: 1.3, Tier.SUPPORT: 2.7}
     for tier in Tier:
         by_title = {p["title"]: p for p in panels(models[tier.value])}

@@ -243,8 +243,8 @@ def test_the_error_ratio_is_recorded_above_the_traffic_floor_only():
 
 
 def test_a_tier_left_out_of_the_latency_objectives_keeps_its_default():
-    platform = platform_with({}, {"alerts": {"latencyP95Seconds": {"core": 0.25}}})
-    groups = rule_groups(observability_args(platform))
+    plan = platform_with({}, {"alerts": {"latencyP95Seconds": {"core": 0.25}}})
+    groups = rule_groups(observability_args(plan))
     latency = {key: re.findall(r"\} > ([0-9.]+)$", r["expr"]) for key in ("core", "business", "support")
                for r in alerting(groups[key]) if r["alert"] == AlertName.LATENCY_HIGH}
     assert latency == {"core": ["0.25"], "business": ["1.0"], "support": ["2.0"]}
@@ -275,8 +275,8 @@ def test_promtool_accepts_every_rule_group_of_every_stack(rollouts_rule_dir, rol
     promtool = require_tool("promtool")
     files = sorted(rollouts_rule_dir.glob("*.yaml"))
     for stack in STACKS:
-        platform = load_settings(stack, stack_values(stack))
-        for key, group in rule_groups(observability_args(platform)).items():
+        plan = load_settings(stack, stack_values(stack))
+        for key, group in rule_groups(observability_args(plan)).items():
             files.append(tmp_path / f"{stack}-{key}.yaml")
             files[-1].write_text(dump_yaml(rule_file(group)))
     result = subprocess.run([promtool, "check", "rules", *map(str, files)], capture_output=True, text=True,
@@ -372,11 +372,11 @@ class World:
                 f'exported_namespace="{self.namespace}", name="{name}"}}')
 
 
-def healthy_world(platform: StackPlan, namespace: str) -> World:
+def healthy_world(plan: StackPlan, namespace: str) -> World:
     world = World(namespace)
     for tier in Tier:
-        scope = tier_scope(observability_args(platform), tier)
-        for service in platform.in_tier(tier):
+        scope = tier_scope(observability_args(plan), tier)
+        for service in plan.in_tier(tier):
             world.service(service.name, [d for d in scope.deployments if re.fullmatch(f"{service.name}(-.+)?", d)],
                           f"{service.name}-tls" if service.spec.public else None)
     # the data tier: exporters, a volume and the database container

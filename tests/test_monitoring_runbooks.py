@@ -8,7 +8,7 @@ from pathlib import Path
 from components.monitoring.rules import AlertName, rule_groups
 from components.platform import observability_args
 from tests.conftest import ROOT, STACKS
-from tools.offline import stack_settings
+from tools.offline import stack_plan
 
 RUNBOOKS = ROOT / "docs" / "runbooks"
 INDEX = RUNBOOKS / "README.md"
@@ -24,9 +24,9 @@ def test_every_alert_has_a_runbook_and_every_runbook_an_alert():
 
 def test_every_rendered_rule_links_to_its_runbook():
     for stack in STACKS:
-        platform = stack_settings(stack)
-        base = str(platform.settings.monitoring.runbook_base_url).rstrip("/")
-        for group in rule_groups(observability_args(platform)).values():
+        plan = stack_plan(stack)
+        base = str(plan.settings.monitoring.runbook_base_url).rstrip("/")
+        for group in rule_groups(observability_args(plan)).values():
             for rule in (r for r in group["rules"] if "alert" in r):
                 url = rule["annotations"]["runbook_url"]
                 assert url == f"{base}/{rule['alert']}.md"

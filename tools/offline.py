@@ -198,8 +198,8 @@ def stack_values(stack: str, root: Path = ROOT) -> dict[str, Any]:
     return project_values(stack_config(stack, root)[0])
 
 
-def stack_settings(stack: str, root: Path = ROOT) -> StackPlan:
-    """A stack file's validated settings, without running the program."""
+def stack_plan(stack: str, root: Path = ROOT) -> StackPlan:
+    """A stack file's plan (its validated settings), without running the program."""
     return load_settings(stack, stack_values(stack, root))
 
 

@@ -26,7 +26,7 @@ from typing import Any
 from services.tiers import Tier
 from settings.loader import SettingsError, StackPlan
 from tools.alertmanager_config import dump_yaml, write_alertmanager_config
-from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config, stack_settings
+from tools.offline import ROOT, StackRun, discover_stacks, run_stack, stack_config, stack_plan
 
 
 def object_path(obj: dict[str, Any]) -> Path:
@@ -117,7 +117,7 @@ def render_stack(stack: str, out: Path) -> tuple[int, str]:
     except SettingsError as error:
         return 1, str(error)
     written = write_stack(run, out)
-    plan = stack_settings(stack)
+    plan = stack_plan(stack)
     return 0, f"{summary(run, plan, time.perf_counter() - began)}\n   wrote {len(written)} files to {out / stack}"
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.offline import ROOT, Registered, StackRun, discover_stacks, run_stack, stack_settings
+from tools.offline import ROOT, Registered, StackRun, discover_stacks, run_stack, stack_plan
 
 SNAPSHOTS = ROOT / "tests" / "snapshots"
 UPDATE_COMMAND = ".venv/bin/python -m tools.urns --update"
@@ -161,7 +161,7 @@ def protection_problems(run: StackRun, root: Path = ROOT) -> list[str]:
     """Data outlives every delete: the namespace and volumes are retained, a StatefulSet's claims
     kept when it goes; where the stack's settings ask (``protectStateful``, whatever the stack's
     name), all of them are protected too: deleting them takes a deliberate second step."""
-    production = stack_settings(run.stack, root).settings.environment.protect_stateful
+    production = stack_plan(run.stack, root).settings.environment.protect_stateful
     guarded = [r for r in run.resources
                if is_stateful(r) or (r.is_kubernetes and r.inputs.get("kind") == "Namespace")]
     volumes = [r for r in guarded if r.inputs.get("kind") in ("Namespace", "PersistentVolumeClaim", "PersistentVolume")]

@@ -32,7 +32,7 @@ from tools.crd_schemas import (
     validate_objects,
 )
 from tools.lint_objects import lint
-from tools.offline import StackRun, discover_stacks, run_stack, stack_settings
+from tools.offline import StackRun, discover_stacks, run_stack, stack_plan
 
 # What other modules and tests import from here.
 __all__ = [
@@ -94,13 +94,13 @@ def validate_run(run: StackRun, versions: Sequence[str], crds: CrdSchemas,
 
 def kubernetes_versions(stack: str) -> list[str]:
     """The oldest and newest Kubernetes versions the stack supports, from its settings."""
-    kubernetes = stack_settings(stack).settings.environment.kubernetes
+    kubernetes = stack_plan(stack).settings.environment.kubernetes
     return list(dict.fromkeys([kubernetes.min_version, kubernetes.max_version]))
 
 
 def made_elsewhere(stack: str) -> set[str]:
     """Secrets the stack file names that must exist before ``pulumi up`` (docs/data.md)."""
-    servers = stack_settings(stack).settings.data_servers.values()
+    servers = stack_plan(stack).settings.data_servers.values()
     return set().union(*(server.referenced_secrets() for server in servers))
 
 

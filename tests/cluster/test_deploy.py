@@ -27,7 +27,7 @@ from tools.cluster.kwok import BROKEN_IMAGE_TAG_SUFFIX
 from tools.cluster.local_cluster import LocalCluster
 from tools.cluster.report import KINDS
 from tools.cluster.toolchain import ROOT
-from tools.offline import stack_settings
+from tools.offline import stack_plan
 
 pytestmark = pytest.mark.realtool
 
@@ -58,7 +58,7 @@ class Deployed:
 def deployed(request: pytest.FixtureRequest, cluster: LocalCluster,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     stack = request.param
-    namespace = stack_settings(stack).settings.environment.namespace
+    namespace = stack_plan(stack).settings.environment.namespace
     preview = deploy("preview", stack)
     up = deploy("up", stack)
     yield Deployed(stack, namespace, preview, up, tmp_path_factory.mktemp(stack))
@@ -161,7 +161,7 @@ def test_a_release_bump_rolls_every_service_and_replaces_nothing(deployed: Deplo
     outcome = deploy("up", deployed.stack, bump)
     assert outcome.returncode == 0, outcome.output[-3000:]
     assert set(outcome.changes) == {"update"}, outcome.changes  # no create, delete or replace
-    services = {s.name for s in stack_settings(deployed.stack).services}
+    services = {s.name for s in stack_plan(deployed.stack).services}
     running = images(cluster, deployed.namespace)
     stale = {name: running.get(name) for name in services
              if not running.get(name) or not all(image.endswith(f":{NEXT_RELEASE}") for image in running[name])}
@@ -263,7 +263,7 @@ NAMESPACED_KINDS = ",".join((*KINDS, "replicasets"))
 
 def test_destroy_leaves_only_the_data_and_refuses_while_protected(deployed: Deployed, cluster: LocalCluster):
     assert deployed.last_good is not None
-    if stack_settings(deployed.stack).settings.environment.protect_stateful:
+    if stack_plan(deployed.stack).settings.environment.protect_stateful:
         refused = deploy("destroy", deployed.stack, deployed.last_good)
         assert refused.returncode == 1
         assert "protected" in refused.output, refused.output[-3000:]

@@ -26,7 +26,7 @@ from pulumi import automation as auto
 from tools.cluster.deploy import operate
 from tools.cluster.local_cluster import LocalCluster, say
 from tools.cluster.toolchain import ROOT
-from tools.offline import discover_stacks, run_stack, stack_settings
+from tools.offline import discover_stacks, run_stack, stack_plan
 
 #: Objects a namespaced object needs first.
 FIRST = ("Namespace", "PriorityClass")
@@ -72,7 +72,7 @@ def kubectl_floor(cluster: LocalCluster, stack: str) -> tuple[float, float]:
     """Seconds to apply the stack's rendered objects server-side, and then to have them ready."""
     objects = run_stack(stack).kubernetes_objects()
     ordered = sorted(objects, key=lambda o: o["kind"] not in FIRST)
-    namespace = stack_settings(stack).settings.environment.namespace
+    namespace = stack_plan(stack).settings.environment.namespace
     with tempfile.TemporaryDirectory() as folder:
         manifest = Path(folder) / f"{stack}.yaml"
         manifest.write_text(yaml.safe_dump_all(ordered, sort_keys=False))

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from tools.cluster.local_cluster import LocalCluster
 from tools.cluster.toolchain import toolchain
-from tools.offline import stack_settings
+from tools.offline import stack_plan
 
 #: Kinds listed per namespace (the custom resources included), in the order people look for them.
 KINDS = ("deployments", "statefulsets", "jobs", "cronjobs", "pods", "services", "ingresses", "configmaps", "secrets",
@@ -20,7 +20,7 @@ KINDS = ("deployments", "statefulsets", "jobs", "cronjobs", "pods", "services", 
 
 def report(stack: str) -> str:
     cluster = LocalCluster()
-    namespace = stack_settings(stack).settings.environment.namespace
+    namespace = stack_plan(stack).settings.environment.namespace
     items = json.loads(cluster.kubectl("get", ",".join(KINDS), "-n", namespace, "-o", "json"))["items"]
     by_kind = Counter(item["kind"] for item in items)
     workloads = [item for item in items if item["kind"] in ("Deployment", "StatefulSet")]
