@@ -98,6 +98,15 @@ class _Layered:
             raise AssertionError(f"no layer sets {dotted}")
         return found
 
+    def value(self, dotted: str) -> Any:
+        return self.get(dotted)[0]
+
+    def stack_key(self, dotted: str, instead: str = "") -> str:
+        """The full key that set ``dotted``, such as ``tiers.core.replicas.max``."""
+        # A clash is reported at a stack key: ``instead``'s when only the sizing table set ``dotted``.
+        key = instead if instead and self.get(dotted)[1] == self.defaults else dotted
+        return f"{self.get(key)[1]}.{_camel(key)}"
+
 
 def _camel(dotted: str) -> str:
     """``autoscaling.target_cpu_utilization`` -> ``autoscaling.targetCpuUtilization``: the stack-file spelling."""
@@ -106,72 +115,83 @@ def _camel(dotted: str) -> str:
 
 def resolve_services(settings: StackSettings, catalog: Catalog) -> tuple[list[ResolvedService], list[Problem]]:
     """Resolve every catalog service; returns the plans and the problems found (if any)."""
-    problems: list[Problem] = []
-    for name in settings.services:
-        if name not in catalog:
-            problems.append((f"services.{name}", f"unknown service {name!r}{_suggest(name, catalog)}"))
-
-    env = settings.environment
+    problems = _unknown_services(settings, catalog)
     plans = []
     for spec in catalog.values():
         overrides = settings.services.get(spec.name, ServiceOverrides())
-        layers: list[tuple[str, WorkloadOverrides]] = [
-            (f"environment.sizing ({env.sizing.value} defaults for {spec.tier.value})", SIZING[env.sizing][spec.tier]),
-        ]
-        if spec.tier in settings.tiers:
-            layers.append((f"tiers.{spec.tier.value}", settings.tiers[spec.tier]))
-        layers.append((f"services.{spec.name}", overrides))
-        values = _Layered(layers)
-
-        def pick(dotted: str, values: _Layered = values) -> Any:
-            return values.get(dotted)[0]
-
-        def where(dotted: str, instead: str = "", values: _Layered = values) -> str:
-            # A clash is reported at a stack key: ``instead``'s when only the sizing table set ``dotted``.
-            key = instead if instead and values.get(dotted)[1] == values.defaults else dotted
-            return f"{values.get(key)[1]}.{_camel(key)}"
-
-        replicas_min = pick("replicas.min")
-        plan = ResolvedService(
-            spec=spec,
-            policy=TIER_POLICIES[spec.tier],
-            image=_image(settings, spec, overrides.image),
-            replicas_min=replicas_min,
-            replicas_max=pick("replicas.max"),
-            cpu_request=pick("resources.requests.cpu"),
-            cpu_limit=pick("resources.limits.cpu"),
-            memory_request=pick("resources.requests.memory"),
-            memory_limit=pick("resources.limits.memory"),
-            target_cpu_utilization=pick("autoscaling.target_cpu_utilization"),
-            target_memory_utilization=pick("autoscaling.target_memory_utilization"),
-            env=dict(overrides.env),
-            feature_flags=dict(overrides.feature_flags),
-            strategy=overrides.rollout.strategy,
-            workloads=_workloads(settings, spec, overrides, replicas_min),
-            canary_weight=overrides.rollout.canary.weight if overrides.rollout.canary else None,
-        )
-        if plan.strategy == RolloutStrategy.CANARY and not spec.public:
-            problems.append((
-                f"services.{spec.name}.rollout.strategy",
-                f"{spec.name} is internal: a canary splits ingress traffic, so it needs a public service;"
-                " use rolling or blueGreen",
-            ))
-        if plan.replicas_min > plan.replicas_max:
-            problems.append((
-                where("replicas.min", instead="replicas.max"),
-                f"{spec.name}: replicas.min {plan.replicas_min} is above replicas.max {plan.replicas_max}"
-                f" (max from {where('replicas.max')})",
-            ))
-        for kind in ("cpu", "memory"):
-            request, limit = getattr(plan, f"{kind}_request"), getattr(plan, f"{kind}_limit")
-            if request > limit:
-                problems.append((
-                    where(f"resources.requests.{kind}", instead=f"resources.limits.{kind}"),
-                    f"{spec.name}: {kind} request {request} is above its limit {limit}"
-                    f" (limit from {where(f'resources.limits.{kind}')})",
-                ))
+        values = _layers(settings, spec, overrides)
+        plan = _plan(settings, spec, overrides, values)
+        problems += _plan_problems(plan, values)
         plans.append(plan)
     return plans, problems
+
+
+def _unknown_services(settings: StackSettings, catalog: Catalog) -> list[Problem]:
+    return [(f"services.{name}", f"unknown service {name!r}{_suggest(name, catalog)}")
+            for name in settings.services if name not in catalog]
+
+
+def _layers(settings: StackSettings, spec: ServiceSpec, overrides: ServiceOverrides) -> _Layered:
+    """The sizing table's row for the service's tier, then the stack's tier, then the service's overrides."""
+    env = settings.environment
+    layers: list[tuple[str, WorkloadOverrides]] = [
+        (f"environment.sizing ({env.sizing.value} defaults for {spec.tier.value})", SIZING[env.sizing][spec.tier]),
+    ]
+    if spec.tier in settings.tiers:
+        layers.append((f"tiers.{spec.tier.value}", settings.tiers[spec.tier]))
+    layers.append((f"services.{spec.name}", overrides))
+    return _Layered(layers)
+
+
+def _plan(settings: StackSettings, spec: ServiceSpec, overrides: ServiceOverrides,
+          values: _Layered) -> ResolvedService:
+    replicas_min = values.value("replicas.min")
+    return ResolvedService(
+        spec=spec,
+        policy=TIER_POLICIES[spec.tier],
+        image=_image(settings, spec, overrides.image),
+        replicas_min=replicas_min,
+        replicas_max=values.value("replicas.max"),
+        cpu_request=values.value("resources.requests.cpu"),
+        cpu_limit=values.value("resources.limits.cpu"),
+        memory_request=values.value("resources.requests.memory"),
+        memory_limit=values.value("resources.limits.memory"),
+        target_cpu_utilization=values.value("autoscaling.target_cpu_utilization"),
+        target_memory_utilization=values.value("autoscaling.target_memory_utilization"),
+        env=dict(overrides.env),
+        feature_flags=dict(overrides.feature_flags),
+        strategy=overrides.rollout.strategy,
+        workloads=_workloads(settings, spec, overrides, replicas_min),
+        canary_weight=overrides.rollout.canary.weight if overrides.rollout.canary else None,
+    )
+
+
+def _plan_problems(plan: ResolvedService, values: _Layered) -> list[Problem]:
+    """A canary of an internal service, a minimum above its maximum, a request above its limit: each at the key
+    that set it."""
+    spec = plan.spec
+    problems: list[Problem] = []
+    if plan.strategy == RolloutStrategy.CANARY and not spec.public:
+        problems.append((
+            f"services.{spec.name}.rollout.strategy",
+            f"{spec.name} is internal: a canary splits ingress traffic, so it needs a public service;"
+            " use rolling or blueGreen",
+        ))
+    if plan.replicas_min > plan.replicas_max:
+        problems.append((
+            values.stack_key("replicas.min", instead="replicas.max"),
+            f"{spec.name}: replicas.min {plan.replicas_min} is above replicas.max {plan.replicas_max}"
+            f" (max from {values.stack_key('replicas.max')})",
+        ))
+    for kind in ("cpu", "memory"):
+        request, limit = getattr(plan, f"{kind}_request"), getattr(plan, f"{kind}_limit")
+        if request > limit:
+            problems.append((
+                values.stack_key(f"resources.requests.{kind}", instead=f"resources.limits.{kind}"),
+                f"{spec.name}: {kind} request {request} is above its limit {limit}"
+                f" (limit from {values.stack_key(f'resources.limits.{kind}')})",
+            ))
+    return problems
 
 
 def _image(settings: StackSettings, spec: ServiceSpec, image: ImageOverride,

@@ -1,0 +1,53 @@
+"""``codai-platform:redis``: the Redis server's settings, in the cluster or managed."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from settings.data_server import ExternalServer, ServerSettings
+from settings.data_sizing import REDIS_SIZING, ServerSizing
+from settings.data_values import PinnedImage
+from settings.defaults import SizingProfile
+
+#: Redis ``maxmemory-policy``: what Redis does when it reaches the memory it may use.
+EvictionPolicy = Literal[
+    "noeviction", "volatile-lru", "allkeys-lru", "volatile-lfu", "allkeys-lfu", "volatile-ttl"
+]
+
+
+class ExternalRedis(ExternalServer):
+    port: int = Field(default=6379, ge=1, le=65535, description="Port of the server.")
+    tls: bool = Field(default=True, description="Connect with TLS (rediss://), checked against the system CAs.")
+    disable_default_user: bool = Field(
+        default=True, description="The bootstrap turns Redis's `default` user off. Set false only when the "
+        "provider manages that user itself."
+    )
+
+
+class RedisSettings(ServerSettings):
+    """``codai-platform:redis``: the Redis server every service with a cache uses."""
+
+    sizing_table: ClassVar[dict[SizingProfile, ServerSizing]] = REDIS_SIZING
+    key: ClassVar[str] = "redis"
+
+    image: PinnedImage = Field(default="redis:7.2.5-alpine", description="Server image (in-cluster), also used by "
+                               "the bootstrap job of an external server; Redis 7.2.5 when unset.")
+    exporter_image: PinnedImage = Field(default="oliver006/redis_exporter:v1.62.0",
+                                        description="Metrics exporter image (in-cluster).")
+    maxmemory_percent: int = Field(
+        default=80, ge=10, le=95, description="Share of the memory limit Redis may fill with data (maxmemory); the "
+        "rest is for the process itself, buffers and AOF rewrites. 80 when unset."
+    )
+    eviction_policy: EvictionPolicy = Field(
+        default="volatile-lru", description="What Redis does when full: volatile-lru (the default) evicts keys "
+        "that have a TTL; writes of other keys are then refused rather than silently losing them."
+    )
+    external: ExternalRedis | None = Field(default=None, description="The managed server; required when mode is "
+                                           "external.")
+
+    @model_validator(mode="after")
+    def _rules(self) -> RedisSettings:
+        self._check_mode(self.external)
+        return self
