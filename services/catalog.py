@@ -10,51 +10,61 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from services.model import EVERY_SERVICE, Dependency, ServiceSpec
+from services.model import EVERY_SERVICE, Dependency, RedisUse, ServiceSpec
 from services.tiers import Tier
 
 PG, REDIS = Dependency.POSTGRES, Dependency.REDIS
+#: What a Redis user keeps there: CACHE can be rebuilt, STATE (sessions, queues, ledgers' locks) must persist.
+CACHE, STATE = RedisUse.CACHE, RedisUse.STATE
 CORE, BUSINESS, SUPPORT = Tier.CORE, Tier.BUSINESS, Tier.SUPPORT
 
 SERVICES: tuple[ServiceSpec, ...] = (
     # --- core: the platform every other service leans on -------------------------------
     ServiceSpec(name="codai", tier=CORE, description="Core platform and AIDE hub",
-                port=3000, uses=(PG, REDIS), callers=("hub", "admin", "aide", "dash")),
+                port=3000, uses=(PG, REDIS), redis_use=STATE, callers=("hub", "admin", "aide", "dash")),
     ServiceSpec(name="memorai", tier=CORE, description="AI memory and database core",
-                port=8080, public=False, uses=(PG, REDIS), generated_secrets=("MEMORY_ENCRYPTION_KEY",),
+                port=8080, public=False, uses=(PG, REDIS), redis_use=CACHE,
+                generated_secrets=("MEMORY_ENCRYPTION_KEY",),
                 callers=("codai", "aide", "fabricai", "studiai", "sociai", "analizai", "ajutai")),
     ServiceSpec(name="logai", tier=CORE, description="Identity and authentication",
-                port=4000, uses=(PG, REDIS), callers=EVERY_SERVICE,
+                port=4000, uses=(PG, REDIS), redis_use=STATE, callers=EVERY_SERVICE,
                 generated_secrets=("JWT_SIGNING_KEY", "SESSION_SECRET")),
     # --- business: revenue-bearing apps ---------------------------------------------------
     ServiceSpec(name="bancai", tier=BUSINESS, description="Financial platform",
-                uses=(PG, REDIS), external_egress=True, generated_secrets=("LEDGER_ENCRYPTION_KEY",),
+                uses=(PG, REDIS), redis_use=STATE, external_egress=True, generated_secrets=("LEDGER_ENCRYPTION_KEY",),
                 callers=("wallet", "cumparai", "x")),
     ServiceSpec(name="wallet", tier=BUSINESS, description="Programmable wallet",
-                uses=(PG, REDIS), generated_secrets=("WALLET_ENCRYPTION_KEY",),
+                uses=(PG, REDIS), redis_use=STATE, generated_secrets=("WALLET_ENCRYPTION_KEY",),
                 callers=("bancai", "cumparai", "x", "stocai")),
     ServiceSpec(name="fabricai", tier=BUSINESS, description="AI services platform",
-                uses=(PG, REDIS), external_egress=True,
+                uses=(PG, REDIS), redis_use=CACHE, external_egress=True,
                 callers=("codai", "studiai", "sociai", "publicai", "aide", "ajutai", "legalizai", "marketai")),
-    ServiceSpec(name="studiai", tier=BUSINESS, description="AI education platform", port=3000, uses=(PG, REDIS)),
-    ServiceSpec(name="sociai", tier=BUSINESS, description="AI social platform", port=3000, uses=(PG, REDIS)),
-    ServiceSpec(name="cumparai", tier=BUSINESS, description="AI shopping platform", port=3000, uses=(PG, REDIS)),
+    ServiceSpec(name="studiai", tier=BUSINESS, description="AI education platform", port=3000,
+                uses=(PG, REDIS), redis_use=CACHE),
+    ServiceSpec(name="sociai", tier=BUSINESS, description="AI social platform", port=3000,
+                uses=(PG, REDIS), redis_use=CACHE),
+    ServiceSpec(name="cumparai", tier=BUSINESS, description="AI shopping platform", port=3000,
+                uses=(PG, REDIS), redis_use=STATE),
     ServiceSpec(name="x", tier=BUSINESS, description="AI trading platform",
-                uses=(PG, REDIS), external_egress=True, callers=("stocai",)),
-    ServiceSpec(name="publicai", tier=BUSINESS, description="Public AI services", port=3000, uses=(REDIS,)),
+                uses=(PG, REDIS), redis_use=STATE, external_egress=True, callers=("stocai",)),
+    ServiceSpec(name="publicai", tier=BUSINESS, description="Public AI services", port=3000,
+                uses=(REDIS,), redis_use=CACHE),
     # --- support: the 18 extended services ------------------------------------------------
     ServiceSpec(name="admin", tier=SUPPORT, description="Admin panel and management", port=3000, uses=(PG,)),
-    ServiceSpec(name="aide", tier=SUPPORT, description="AI development environment", port=3000, uses=(PG, REDIS)),
+    ServiceSpec(name="aide", tier=SUPPORT, description="AI development environment", port=3000,
+                uses=(PG, REDIS), redis_use=CACHE),
     ServiceSpec(name="ajutai", tier=SUPPORT, description="AI support and help platform", port=3000, uses=(PG,)),
     ServiceSpec(name="analizai", tier=SUPPORT, description="AI analytics platform", uses=(PG,),
                 callers=("dash", "metu")),
     ServiceSpec(name="dash", tier=SUPPORT, description="Analytics dashboard", port=3000),
     ServiceSpec(name="docs", tier=SUPPORT, description="Documentation platform", port=3000),
     ServiceSpec(name="explorer", tier=SUPPORT, description="AI blockchain explorer", port=3000, uses=(PG,)),
-    ServiceSpec(name="hub", tier=SUPPORT, description="Central hub and dashboard", port=3000, uses=(REDIS,)),
+    ServiceSpec(name="hub", tier=SUPPORT, description="Central hub and dashboard", port=3000,
+                uses=(REDIS,), redis_use=CACHE),
     ServiceSpec(name="id", tier=SUPPORT, description="Identity management system", uses=(PG,),
                 callers=("logai", "admin")),
-    ServiceSpec(name="jucai", tier=SUPPORT, description="AI gaming platform", port=3000, uses=(PG, REDIS)),
+    ServiceSpec(name="jucai", tier=SUPPORT, description="AI gaming platform", port=3000,
+                uses=(PG, REDIS), redis_use=STATE),
     ServiceSpec(name="kodex", tier=SUPPORT, description="Code repository and version control", uses=(PG,),
                 callers=("aide", "codai")),
     ServiceSpec(name="legalizai", tier=SUPPORT, description="AI legal services platform", port=3000, uses=(PG,)),
@@ -62,7 +72,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec(name="metu", tier=SUPPORT, description="AI metrics and analytics", uses=(PG,), public=False,
                 callers=("dash", "analizai", "admin")),
     ServiceSpec(name="mod", tier=SUPPORT, description="Modding and extension platform", port=3000, uses=(PG,)),
-    ServiceSpec(name="stocai", tier=SUPPORT, description="AI stock trading platform", uses=(PG, REDIS),
+    ServiceSpec(name="stocai", tier=SUPPORT, description="AI stock trading platform", uses=(PG, REDIS), redis_use=STATE,
                 external_egress=True),
     ServiceSpec(name="templates", tier=SUPPORT, description="Shared templates and boilerplates", port=3000),
     ServiceSpec(name="tools", tier=SUPPORT, description="Development tools and utilities", port=3000),

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from services.tiers import Tier
 
@@ -29,6 +29,15 @@ class Dependency(StrEnum):
     REDIS = "redis"
 
 
+class RedisUse(StrEnum):
+    """What a service keeps in Redis, which decides whether Redis must make it durable."""
+
+    #: Copies it can rebuild from elsewhere (PostgreSQL, an API): losing them costs only time.
+    CACHE = "cache"
+    #: Sessions, queues, locks, counters: losing them is a failure users see.
+    STATE = "state"
+
+
 class ServiceSpec(BaseModel):
     """One catalog entry."""
 
@@ -44,6 +53,8 @@ class ServiceSpec(BaseModel):
     ready_path: str = Field(default="/readyz", description="Readiness probe path.")
     public: bool = Field(default=True, description="Exposed through the Ingress with TLS when true.")
     uses: tuple[Dependency, ...] = Field(default=(), description="Shared dependencies it connects to.")
+    redis_use: RedisUse | None = Field(
+        default=None, description="What it keeps in Redis; required exactly when it uses Redis.")
     callers: tuple[str, ...] | Literal["*"] = Field(
         default=(),
         description="Services allowed to call it inside the cluster; '*' for every service.",
@@ -81,6 +92,16 @@ class ServiceSpec(BaseModel):
             if not re.fullmatch(r"[A-Z][A-Z0-9_]*", key):
                 raise ValueError(f"{key!r} is not an UPPER_SNAKE environment variable name")
         return value
+
+    @model_validator(mode="after")
+    def _redis_use_declared(self) -> ServiceSpec:
+        uses_redis = Dependency.REDIS in self.uses
+        if uses_redis and self.redis_use is None:
+            raise ValueError(f"{self.name} uses Redis: say what it keeps there, redis_use=RedisUse.CACHE or STATE "
+                             "(state makes Redis persist every write)")
+        if not uses_redis and self.redis_use is not None:
+            raise ValueError(f"{self.name} declares redis_use but does not use Redis")
+        return self
 
     @property
     def repository(self) -> str:

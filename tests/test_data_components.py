@@ -19,8 +19,9 @@ from components.data import Postgres, PostgresArgs, Redis, RedisArgs, sql
 from components.labels import DATA_TIER, TIER_LABEL
 from components.scraping import Scraping
 from services.catalog import CATALOG
-from services.model import Dependency
+from services.model import Dependency, RedisUse
 from settings.data import PostgresSettings, RedisSettings, footprint
+from settings.defaults import SizingProfile
 from settings.loader import load_settings
 from settings.monitoring import MonitoringSettings
 from settings.quantities import Cpu
@@ -500,6 +501,26 @@ CONFIGURED = {"staging": ("256MB", "768MB", "4MB", 256 * 2**20 * 80 // 100),
 POSTGRES_FIXED = {"listen_addresses": "*", "port": "5432", "unix_socket_directories": "/var/run/postgresql",
                   "hba_file": "/etc/postgresql/pg_hba.conf", "max_connections": "200",
                   "password_encryption": "scram-sha-256"}
+
+
+def test_redis_persists_every_write_because_clients_keep_state_there():
+    """Eight services keep state in Redis (catalog ``redis_use``), so the shared server appends every write."""
+    for stack in ("staging", "production"):
+        conf = data_run(stack).get("ConfigMap", "redis-config")["data"]["redis.conf"]
+        assert "\nappendonly yes\nappendfsync everysec\n" in conf, stack
+
+
+def test_a_redis_of_caches_only_keeps_nothing_on_disk():
+    caches = [spec for spec in CATALOG.using(Dependency.REDIS) if spec.redis_use == RedisUse.CACHE]
+    assert len(caches) == 7
+
+    def program() -> None:
+        Redis("redis", RedisArgs(settings=RedisSettings(), namespace="codai", clients=caches,
+                                 sizing=SizingProfile.MINIMAL, protect_stateful=False,
+                                 scraping=Scraping.of(MonitoringSettings())))
+
+    conf = run_stack("staging", config={}, program=program).get("ConfigMap", "redis-config")["data"]["redis.conf"]
+    assert "\nappendonly no\n" in conf and "appendfsync" not in conf
 
 
 def test_servers_run_the_generated_configuration_for_their_memory_limit():

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from components.labels import TIER_LABEL
 from services import CATALOG, Dependency, Tier
+from services.model import RedisUse, ServiceSpec
 from tests.conftest import STACKS, stack_run
 from tools.offline import StackRun
 from tools.validate import rules_allow
@@ -275,3 +278,24 @@ def test_dependencies_declared_in_the_catalog_are_consistent():
     users = {d: {s.name for s in CATALOG.using(d)} for d in Dependency}
     assert "codai" in users[Dependency.POSTGRES] and "docs" not in users[Dependency.POSTGRES]
     assert CATALOG.callees_of("stocai") == ["logai", "wallet", "x"]
+
+
+def test_every_redis_user_says_what_it_keeps_there():
+    """The catalog states, per service, whether Redis holds state (which must persist) or caches."""
+    kept = {spec.name: spec.redis_use for spec in CATALOG.values() if spec.redis_use}
+    assert kept == {
+        "codai": RedisUse.STATE, "logai": RedisUse.STATE, "bancai": RedisUse.STATE, "wallet": RedisUse.STATE,
+        "cumparai": RedisUse.STATE, "x": RedisUse.STATE, "jucai": RedisUse.STATE, "stocai": RedisUse.STATE,
+        "memorai": RedisUse.CACHE, "fabricai": RedisUse.CACHE, "studiai": RedisUse.CACHE,
+        "sociai": RedisUse.CACHE, "publicai": RedisUse.CACHE, "aide": RedisUse.CACHE, "hub": RedisUse.CACHE,
+    }
+    assert set(kept) == {spec.name for spec in CATALOG.using(Dependency.REDIS)}
+
+
+@pytest.mark.parametrize(("uses", "redis_use", "message"), [
+    ((Dependency.REDIS,), None, "newai uses Redis: say what it keeps there, redis_use=RedisUse.CACHE or STATE"),
+    ((Dependency.POSTGRES,), RedisUse.CACHE, "newai declares redis_use but does not use Redis"),
+])
+def test_a_catalog_entry_must_say_what_it_keeps_in_redis(uses, redis_use, message):
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ServiceSpec(name="newai", tier=Tier.SUPPORT, description="A new service", uses=uses, redis_use=redis_use)

@@ -31,7 +31,7 @@ from components.data.pod_parts import (
 from components.data.provider import DataArgs, DataComponent
 from components.scraping import METRICS_PORT_NAME
 from components.security import pinned_by_tag_skips
-from services.model import Dependency, ServiceSpec
+from services.model import Dependency, RedisUse, ServiceSpec
 from settings.data import JOB_RESOURCES, ExternalRedis, RedisSettings
 
 DATA_DIR = "/data"
@@ -104,6 +104,7 @@ class Redis(DataComponent[RedisSettings]):
             memory_limit=self.sizing.server.memory_limit,
             maxmemory_percent=self.redis.maxmemory_percent,
             eviction_policy=self.redis.eviction_policy,
+            persistent=any(spec.redis_use == RedisUse.STATE for spec in self.clients),
         )
         config = k8s.core.v1.ConfigMap(
             f"{self.name}-config",
