@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.conftest import ROOT, STACKS, stack_run
@@ -85,11 +86,82 @@ def test_a_custom_resource_without_a_crd_is_an_error(crds):
 
 def test_the_crds_cover_the_kinds_the_platform_uses(crds):
     assert {kind for _, kind in crds} >= {"ServiceMonitor", "PodMonitor", "Probe", "PrometheusRule",
-                                         "AlertmanagerConfig", "Certificate", "Issuer", "ClusterIssuer"}
+                                         "AlertmanagerConfig", "Certificate", "Issuer", "ClusterIssuer",
+                                         "Cluster", "Pooler", "ScheduledBackup", "Backup"}
     # The AlertmanagerConfig CRD loaded with its bare `=` enum value read as the string "=".
     matcher = crds[("monitoring.coreos.com/v1alpha1", "AlertmanagerConfig")]["properties"]["spec"]["properties"][
         "route"]["properties"]["matchers"]["items"]["properties"]["matchType"]
     assert "=" in matcher["enum"]
+
+
+CNPG = "postgresql.cnpg.io/v1"
+#: What a rendered CloudNativePG database must look like: a three-instance Cluster backed up to an
+#: object store, its PgBouncer Pooler, and the nightly ScheduledBackup (six-field cron, seconds first).
+CNPG_CLUSTER: dict[str, Any] = {
+    "apiVersion": CNPG, "kind": "Cluster", "metadata": {"name": "codai-pg", "namespace": "codai"},
+    "spec": {
+        "instances": 3,
+        "storage": {"size": "20Gi"},
+        "bootstrap": {"initdb": {"database": "codai", "owner": "codai"}},
+        "backup": {
+            "retentionPolicy": "30d",
+            "barmanObjectStore": {
+                "destinationPath": "s3://codai-backups/postgres",
+                "endpointURL": "https://s3.example.com",
+                "s3Credentials": {
+                    "accessKeyId": {"name": "codai-pg-backup", "key": "ACCESS_KEY_ID"},
+                    "secretAccessKey": {"name": "codai-pg-backup", "key": "SECRET_ACCESS_KEY"},
+                },
+            },
+        },
+    },
+}
+CNPG_POOLER: dict[str, Any] = {
+    "apiVersion": CNPG, "kind": "Pooler", "metadata": {"name": "codai-pg-rw", "namespace": "codai"},
+    "spec": {
+        "cluster": {"name": "codai-pg"},
+        "instances": 2,
+        "type": "rw",
+        "pgbouncer": {"poolMode": "transaction",
+                      "parameters": {"max_client_conn": "500", "default_pool_size": "20"}},
+    },
+}
+CNPG_SCHEDULED_BACKUP: dict[str, Any] = {
+    "apiVersion": CNPG, "kind": "ScheduledBackup", "metadata": {"name": "codai-pg-nightly", "namespace": "codai"},
+    "spec": {"schedule": "0 0 2 * * *", "cluster": {"name": "codai-pg"}, "backupOwnerReference": "self"},
+}
+
+
+def test_cloudnative_pg_resources_validate_against_the_vendored_crds(crds):
+    objects = [CNPG_CLUSTER, CNPG_POOLER, CNPG_SCHEDULED_BACKUP]
+    for obj in objects:
+        assert list(jsonschema.Draft7Validator(crds[(CNPG, obj["kind"])]).iter_errors(obj)) == []
+    report = validate_objects(objects, ["1.30", "1.34"], crds)
+    assert (report.errors, report.custom, report.builtin) == ([], 3, 0)
+
+
+def test_cloudnative_pg_resources_with_wrong_types_or_unknown_fields_are_refused(crds):
+    cluster = copy.deepcopy(CNPG_CLUSTER)
+    cluster["spec"]["instances"] = "three"
+    cluster["spec"]["backup"]["retentionPolicy"] = "30 days"
+    cluster["spec"]["backup"]["barmanObjectStore"]["s3Credentials"]["accessKeyId"]["secret"] = "x"
+    pooler = copy.deepcopy(CNPG_POOLER)
+    pooler["spec"]["pgbouncer"]["poolMode"] = "statement"
+    pooler["spec"]["replicas"] = 2  # the field is `instances`: the closed schema refuses it
+    backup = copy.deepcopy(CNPG_SCHEDULED_BACKUP)
+    backup["spec"]["backupOwnerReference"] = "me"
+    del backup["spec"]["schedule"]
+    errors = validate_objects([cluster, pooler, backup], ["1.30"], crds).errors
+    assert errors == [
+        "Cluster/codai-pg: spec.backup.barmanObjectStore.s3Credentials.accessKeyId: "
+        "Additional properties are not allowed ('secret' was unexpected)",
+        "Cluster/codai-pg: spec.backup.retentionPolicy: '30 days' does not match '^[1-9][0-9]*[dwm]$'",
+        "Cluster/codai-pg: spec.instances: 'three' is not of type 'integer'",
+        "Pooler/codai-pg-rw: spec: Additional properties are not allowed ('replicas' was unexpected)",
+        "Pooler/codai-pg-rw: spec.pgbouncer.poolMode: 'statement' is not one of ['session', 'transaction']",
+        "ScheduledBackup/codai-pg-nightly: spec: 'schedule' is a required property",
+        "ScheduledBackup/codai-pg-nightly: spec.backupOwnerReference: 'me' is not one of ['none', 'self', 'cluster']",
+    ]
 
 
 def test_close_schema_forbids_unlisted_fields_only_where_fields_are_listed():
