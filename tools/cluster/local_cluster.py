@@ -4,7 +4,7 @@ etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok, each a p
 ours started here and stopped by its PID; the certificates made with openssl; everything in
 one state folder that :meth:`LocalCluster.stop` removes. The API server runs what a real one
 would for these stacks: RBAC, the admission plugins PodSecurity, LimitRanger, ResourceQuota
-and Priority, the CRDs of prometheus-operator and cert-manager. kwok plays the kubelets:
+and Priority, the vendored CRDs (prometheus-operator, cert-manager, CloudNativePG). kwok plays the kubelets:
 pods become Running and Ready (unless their image is marked broken, see ``stages.yaml``), Job
 pods Succeed, claims are bound, Ingresses get an address.
 
