@@ -8,6 +8,7 @@ declare -A wanted=(
   [promtool]=prometheus
   [amtool]=prometheus-alertmanager
   [redis-server]=redis-server
+  [redis-sentinel]=redis-sentinel
   [pg_ctl]=postgresql
   [openssl]=openssl
   [jq]=jq
@@ -26,6 +27,6 @@ echo "Installing Debian packages: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start their own daemons; the tests start private servers instead.
-for service in prometheus prometheus-alertmanager redis-server postgresql; do
+for service in prometheus prometheus-alertmanager redis-server redis-sentinel postgresql; do
   $sudo service "$service" stop >/dev/null 2>&1 || true
 done
