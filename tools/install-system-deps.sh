@@ -10,6 +10,7 @@ declare -A wanted=(
   [redis-server]=redis-server
   [redis-sentinel]=redis-sentinel
   [pg_ctl]=postgresql
+  [pgbouncer]=pgbouncer
   [openssl]=openssl
   [jq]=jq
 )
@@ -27,6 +28,6 @@ echo "Installing Debian packages: ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start their own daemons; the tests start private servers instead.
-for service in prometheus prometheus-alertmanager redis-server redis-sentinel postgresql; do
+for service in prometheus prometheus-alertmanager redis-server redis-sentinel postgresql pgbouncer; do
   $sudo service "$service" stop >/dev/null 2>&1 || true
 done
