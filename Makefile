@@ -66,7 +66,9 @@ $(VENV)/.runtime-installed: requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed
+# After system-deps: psycopg2 (for barman-cloud) builds against libpq's headers.
+$(VENV)/.dev-installed: requirements.txt requirements-dev.txt $(VENV)/.runtime-installed | system-deps
+	@echo "Installing the test tools into $(VENV) (requirements-dev.txt; a first install takes a few minutes) ..."
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -80,7 +82,7 @@ $(POLICY_VENV)/.installed: policy/requirements.txt
 	$(POLICY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r policy/requirements.txt
 	touch $@
 
-## Debian packages the tests drive for real (promtool, amtool, PostgreSQL, Redis).
+## Debian packages the tests drive for real (PostgreSQL, PgBouncer, Redis, Sentinel, promtool...) and psycopg2's build.
 system-deps:
 	@tools/install-system-deps.sh
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages whose real binaries the tests run, when they are missing
-# (openssl makes the local cluster's certificates).
+# (openssl makes the local cluster's certificates), and what building psycopg2 from source
+# needs (pg_config, a C compiler): barman-cloud, in requirements-dev.txt, depends on it.
 # Prints nothing when everything is already there.
 set -euo pipefail
 
@@ -13,10 +14,13 @@ declare -A wanted=(
   [pgbouncer]=pgbouncer
   [openssl]=openssl
   [jq]=jq
+  [pg_config]=libpq-dev
+  [gcc]=gcc
 )
 missing=()
 for tool in "${!wanted[@]}"; do
-  if ! command -v "$tool" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$tool" >/dev/null 2>&1; then
+  # pgbouncer lives in /usr/sbin, off a normal user's PATH; PostgreSQL's tools in its versioned folder.
+  if ! command -v "$tool" >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/"$tool" /usr/sbin/"$tool" >/dev/null 2>&1; then
     missing+=("${wanted[$tool]}")
   fi
 done
