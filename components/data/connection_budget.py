@@ -261,7 +261,7 @@ def pooler_auth_sql(services: Sequence[ServiceConnections], config: PoolerConfig
         "\\set ON_ERROR_STOP on", "SET client_min_messages = warning;", "",
         # One lookup connection per pooler in the auth database; in each service database the
         # lookups share that database's pool, so they may take as many as the pools hold.
-        *sql._login_role(plan, AUTH_ROLE, connection_limit=pooler_instances * (
+        *sql.login_role(plan, AUTH_ROLE, connection_limit=pooler_instances * (
             1 if config.auth_dbname else sum(service.pool_size for service in services))),
     ]
     schema, _ = config.auth_function.split(".")

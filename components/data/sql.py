@@ -83,7 +83,7 @@ def bootstrap_sql(plan: BootstrapPlan) -> str:
     ]
     if plan.monitor_role:
         lines += ["", f"-- {plan.monitor_role}: the metrics exporter, read-only statistics."]
-        lines += _login_role(plan, plan.monitor_role, connection_limit=5)
+        lines += login_role(plan, plan.monitor_role, connection_limit=5)
         lines.append(f"GRANT pg_monitor TO {quote_identifier(plan.monitor_role)};")
     if plan.close_shared_databases:
         lines += ["", "-- Services reach their own database only: close the databases initdb opens to everyone."]
@@ -94,12 +94,14 @@ def bootstrap_sql(plan: BootstrapPlan) -> str:
                          f"TO {quote_identifier(plan.monitor_role)};")
     for role in plan.roles:
         lines += ["", f"-- {role}: its login role and its database, reachable by no other role."]
-        lines += _login_role(plan, role, connection_limit=plan.connection_limit)
+        lines += login_role(plan, role, connection_limit=plan.connection_limit)
         lines += _database(role)
     return "\n".join(lines) + "\n"
 
 
-def _login_role(plan: BootstrapPlan, role: str, connection_limit: int) -> list[str]:
+def login_role(plan: BootstrapPlan, role: str, connection_limit: int) -> list[str]:
+    """A login role with the password read from its file, created or brought up to date (the services'
+    roles, the exporter's, and the pooler's lookup role, connection_budget.py)."""
     quoted, literal = quote_identifier(role), quote_literal(role)
     message = f"bootstrap: the password file of {role} is missing or shorter than {MIN_PASSWORD_LENGTH} characters"
     stop = f"DO $$BEGIN RAISE EXCEPTION {quote_literal(message)}; END$$"
