@@ -19,7 +19,7 @@ from pulumi_kubernetes.meta.v1 import ObjectMetaArgsDict
 from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
 
 from components.base import PlatformComponent
-from components.contracts import DependencyBinding
+from components.contracts import DependencyBinding, HealthProbe
 from components.data.pod_parts import Port
 from components.labels import COMPONENT, DATA_TIER, labels, metadata, selector
 from components.network import ip_block_egress
@@ -70,6 +70,8 @@ class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
     #: The Pulumi type of the component: part of every child's URN.
     type_token: str
     dependency: Dependency
+    #: How its exporter says the server is reachable (the data tier's probe, Down alert and panel).
+    health: HealthProbe
     #: ``database`` or ``cache``: the ``app.kubernetes.io/component`` of the server pod.
     role: str
     port: Port
