@@ -32,4 +32,5 @@ vendor_from "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" \
 vendor_from "github.com/cloudnative-pg/cloudnative-pg@$CLOUDNATIVE_PG_VERSION" \
   config/crd/bases cloudnative-pg \
   postgresql.cnpg.io_clusters.yaml postgresql.cnpg.io_poolers.yaml \
-  postgresql.cnpg.io_scheduledbackups.yaml postgresql.cnpg.io_backups.yaml
+  postgresql.cnpg.io_scheduledbackups.yaml postgresql.cnpg.io_backups.yaml \
+  postgresql.cnpg.io_databases.yaml
