@@ -47,8 +47,11 @@ def observability_args(plan: StackPlan) -> ObservabilityArgs:
     settings = plan.settings
     watched = tuple(PROVIDERS[dependency].health for dependency, server in settings.data_servers.items()
                     if server.in_cluster and any(s.spec.uses_dependency(dependency) for s in plan.services))
+    replicated = tuple(dependency for dependency, server in settings.data_servers.items()
+                       if PROVIDERS[dependency].health in watched
+                       and server.sizing(settings.environment.sizing).instances > 1)
     return ObservabilityArgs(namespace=settings.environment.namespace, services=plan.services,
-                             dependencies=watched, monitoring=settings.monitoring)
+                             dependencies=watched, replicated=replicated, monitoring=settings.monitoring)
 
 
 class CodaiPlatform(PlatformComponent):

@@ -19,6 +19,7 @@ from settings.data_sizing import (
     JOB_RESOURCES,
     POSTGRES_SIZING,
     REDIS_SIZING,
+    SENTINEL_RESOURCES,
     ContainerResources,
     ServerSizing,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "POSTGRES_OWNED_PARAMETERS",
     "POSTGRES_SIZING",
     "REDIS_SIZING",
+    "SENTINEL_RESOURCES",
     "ContainerResources",
     "CronSchedule",
     "EvictionPolicy",

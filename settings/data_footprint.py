@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from settings.data_sizing import SENTINEL_RESOURCES
 from settings.defaults import SizingProfile
 from settings.postgres import PostgresSettings, backup_storage
 from settings.quantities import Cpu, Memory
@@ -29,12 +30,16 @@ def footprint(postgres: PostgresSettings, redis: RedisSettings, profile: SizingP
         if not settings.in_cluster:
             continue
         sizing = settings.sizing(profile)
-        cpu += sizing.server.cpu_request.millis + sizing.exporter.cpu_request.millis
-        memory += sizing.server.memory_request.bytes + sizing.exporter.memory_request.bytes
-        limits += sizing.server.memory_limit.bytes + sizing.exporter.memory_limit.bytes
-        storage += sizing.storage.bytes
-        pods += 1
-        claims += 1
+        containers = [sizing.server, sizing.exporter]
+        if sizing.instances > 1:  # replicated Redis: a sentinel and its exporter beside each server
+            containers += [SENTINEL_RESOURCES, SENTINEL_RESOURCES]
+        n = sizing.instances
+        cpu += n * sum(c.cpu_request.millis for c in containers)
+        memory += n * sum(c.memory_request.bytes for c in containers)
+        limits += n * sum(c.memory_limit.bytes for c in containers)
+        storage += n * sizing.storage.bytes
+        pods += n
+        claims += n
     backup = postgres.backup
     if backup.enabled and backup.target == "volume":
         storage += backup_storage(postgres, profile).bytes

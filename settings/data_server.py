@@ -77,7 +77,12 @@ class ServerSettings(SettingsModel):
             exporter=row.exporter.overridden(self.exporter_resources),
             storage=self.storage_size or row.storage,
             backup_storage=row.backup_storage,
+            instances=self.instance_count(row),
         )
+
+    def instance_count(self, row: ServerSizing) -> int:
+        """The stack's own count where a server has one (Redis), else the profile's."""
+        return row.instances
 
     def problems(self, profile: SizingProfile) -> list[Problem]:
         """Rules that need the sizing profile, which lives under another key (``environment.sizing``)."""

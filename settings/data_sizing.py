@@ -55,11 +55,15 @@ class ServerSizing:
     storage: Memory
     #: Volume of the backup target (PostgreSQL only; unused by Redis, whose AOF is its persistence).
     backup_storage: Memory | None = None
+    #: Servers of the in-cluster mode (Redis: more than one means replication under Sentinel).
+    instances: int = 1
 
 
 #: Containers that run for a short while (bootstrap, backup): the same in every profile.
 JOB_RESOURCES = ContainerResources.of(("50m", "64Mi"), ("500m", "256Mi"))
 BACKUP_RESOURCES = ContainerResources.of(("100m", "256Mi"), ("1", "1Gi"))
+#: A Redis Sentinel and its exporter, beside each replicated Redis server: small, in every profile.
+SENTINEL_RESOURCES = ContainerResources.of(("20m", "32Mi"), ("200m", "64Mi"))
 
 POSTGRES_SIZING: dict[SizingProfile, ServerSizing] = {
     SizingProfile.MINIMAL: ServerSizing(
@@ -83,9 +87,11 @@ REDIS_SIZING: dict[SizingProfile, ServerSizing] = {
         exporter=ContainerResources.of(("20m", "32Mi"), ("200m", "64Mi")),
         storage=Memory.parse("2Gi"),
     ),
+    # Three servers under three sentinels: one may fail, or be drained, without losing the master.
     SizingProfile.HIGH_AVAILABILITY: ServerSizing(
         server=ContainerResources.of(("250m", "1Gi"), ("1", "1Gi")),
         exporter=ContainerResources.of(("50m", "64Mi"), ("250m", "128Mi")),
         storage=Memory.parse("10Gi"),
+        instances=3,
     ),
 }

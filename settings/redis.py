@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from settings.data_server import ExternalServer, ServerSettings
 from settings.data_sizing import REDIS_SIZING, ServerSizing
@@ -46,8 +46,27 @@ class RedisSettings(ServerSettings):
     )
     external: ExternalRedis | None = Field(default=None, description="The managed server; required when mode is "
                                            "external.")
+    instances: int | None = Field(
+        default=None, ge=1, le=9, description="Redis servers (in-cluster): 1, or an odd number from 3 replicated "
+        "under Sentinel, one sentinel beside each server. The sizing profile's when unset: 1 for minimal, 3 for "
+        "highAvailability."
+    )
+
+    @field_validator("instances")
+    @classmethod
+    def _odd(cls, instances: int | None) -> int | None:
+        # Each server has its sentinel: with an even count, losing half leaves no majority to fail over.
+        if instances is not None and instances % 2 == 0:
+            raise ValueError(f"{instances} instances: use 1, or an odd number from 3, so that a majority of the "
+                             "sentinels remains to elect a new master when one server is lost")
+        return instances
+
+    def instance_count(self, row: ServerSizing) -> int:
+        return self.instances or row.instances
 
     @model_validator(mode="after")
     def _rules(self) -> RedisSettings:
         self._check_mode(self.external)
+        if self.external is not None and self.instances is not None:
+            raise ValueError("instances is set but mode is external: the provider runs the managed server's replicas")
         return self

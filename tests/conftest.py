@@ -13,7 +13,7 @@ import pytest
 from components.monitoring.rules import RuleGroup, rule_groups
 from components.platform import observability_args
 from settings.loader import PROJECT, StackPlan
-from tests.monitoring_fixtures import ROLLOUTS, platform_with, write_rule_files
+from tests.monitoring_fixtures import REPLICATED_REDIS, ROLLOUTS, platform_with, write_rule_files
 from tools.offline import StackRun, discover_stacks, run_stack, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,8 +89,8 @@ def production() -> StackRun:
 
 @pytest.fixture(scope="module")
 def rollouts_plan() -> StackPlan:
-    """Staging's settings with a canary and blue-green colours (``ROLLOUTS``)."""
-    return platform_with(ROLLOUTS)
+    """Staging's settings with a canary and blue-green colours (``ROLLOUTS``) and a replicated Redis."""
+    return platform_with(ROLLOUTS, redis=REPLICATED_REDIS)
 
 
 @pytest.fixture(scope="module")

@@ -23,12 +23,19 @@ ROLLOUTS = {
 }
 
 
-def platform_with(services: dict[str, Any], monitoring: dict[str, Any] | None = None) -> StackPlan:
-    """The stack's settings with ``services`` overrides merged in and ``monitoring`` replaced."""
+#: Redis replicated under Sentinel, as in production: the monitoring tests see its alerts too.
+REPLICATED_REDIS = {"instances": 3}
+
+
+def platform_with(services: dict[str, Any], monitoring: dict[str, Any] | None = None,
+                  redis: dict[str, Any] | None = None) -> StackPlan:
+    """The stack's settings with ``services`` overrides merged in, ``monitoring`` and ``redis`` replaced."""
     config = stack_values(STACK)
     config["services"] = {**config.get("services", {}), **services}
     if monitoring is not None:
         config["monitoring"] = monitoring
+    if redis is not None:
+        config["redis"] = redis
     return load_settings(STACK, config)
 
 

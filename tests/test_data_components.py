@@ -200,7 +200,7 @@ def test_servers_and_exporters_have_probes():
     run = data_run("production")
     for name in ("postgres", "redis"):
         pod = run.get("StatefulSet", name)["spec"]["template"]["spec"]
-        server, exporter = pod["containers"]
+        server, exporter = pod["containers"][:2]  # then, in a replicated Redis, a sentinel and its exporter
         assert {"startupProbe", "livenessProbe", "readinessProbe"} <= server.keys()
         assert {"livenessProbe", "readinessProbe"} <= exporter.keys()
         # The first start may initialise a database: the startup probe allows ten minutes.
@@ -310,7 +310,8 @@ def test_passwords_are_generated_url_safe_and_only_in_secrets():
 
 
 def test_each_redis_client_gets_a_user_confined_to_its_prefix():
-    run = data_run("production")
+    # One server: the URL names it (test_redis_replication.py: what a replicated Redis hands out).
+    run = data_run("production", '{"redis": {"instances": 1}}')
     passwords = {service: mock_password(f"redis-client-{service}-password") for service in REDIS_CLIENTS}
     for service, password in passwords.items():
         data = secret_data(run, f"{service}-redis")
@@ -372,7 +373,8 @@ def test_external_servers_get_urls_egress_and_a_bootstrap_from_the_stack():
 
 
 def test_only_declared_clients_jobs_and_prometheus_reach_the_servers():
-    run = data_run("production")
+    # One server each (test_redis_replication.py: what replicated servers add).
+    run = data_run("production", '{"redis": {"instances": 1}}')
     monitoring = load_settings("production", stack_values("production")).settings.monitoring
     for name, port, metrics, clients, jobs in (("postgres", 5432, 9187, PG_CLIENTS, ["bootstrap", "backup"]),
                                                ("redis", 6379, 9121, REDIS_CLIENTS, [])):
@@ -545,11 +547,12 @@ def test_the_data_tier_fits_the_quota_beside_every_service_at_its_ceiling(stack_
     platform = load_settings(stack_name, stack_values(stack_name))
     data = footprint(PostgresSettings(), RedisSettings(), platform.settings.environment.sizing)
     run = data_run(stack_name)
-    rendered_cpu = sum(Cpu.parse(c["resources"]["requests"]["cpu"]).millis
-                       for name in ("postgres", "redis")
-                       for c in run.get("StatefulSet", name)["spec"]["template"]["spec"]["containers"])
-    # servers and exporters: 250m + 20m + 100m + 20m in staging, 1 + 50m + 250m + 50m in production
-    expected_cpu = {"staging": 390, "production": 1350}[stack_name]
+    servers = [run.get("StatefulSet", name)["spec"] for name in ("postgres", "redis")]
+    rendered_cpu = sum(spec["replicas"] * Cpu.parse(c["resources"]["requests"]["cpu"]).millis
+                       for spec in servers for c in spec["template"]["spec"]["containers"])
+    # servers and exporters: 250m + 20m + 100m + 20m in staging; in production 1 + 50m for PostgreSQL and
+    # three Redis pods of 250m + 50m + 20m + 20m (a sentinel and its exporter beside each server)
+    expected_cpu = {"staging": 390, "production": 2070}[stack_name]
     assert rendered_cpu == data.cpu_requests.millis == expected_cpu
     assert platform.data_tier == data  # the stack files leave the data tier at its defaults
     demand, quota = platform.demand(), platform.quota

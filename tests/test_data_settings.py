@@ -62,7 +62,8 @@ def test_sizing_comes_from_the_profile_with_single_values_overridden():
     assert RedisSettings().sizing(SizingProfile.HIGH_AVAILABILITY) == ServerSizing(
         server=ContainerResources(Cpu.parse("250m"), Memory.parse("1Gi"), Cpu.parse("1"), Memory.parse("1Gi")),
         exporter=ContainerResources(Cpu.parse("50m"), Memory.parse("64Mi"), Cpu.parse("250m"), Memory.parse("128Mi")),
-        storage=Memory.parse("10Gi"))
+        storage=Memory.parse("10Gi"), instances=3)
+    assert RedisSettings(instances=1).sizing(SizingProfile.HIGH_AVAILABILITY).instances == 1
 
 
 def test_a_request_above_its_limit_is_reported_at_the_key_to_change():
@@ -148,11 +149,12 @@ def test_the_per_service_connection_limit_stays_below_the_server_limit():
 def test_the_footprint_counts_servers_exporters_and_volumes_in_the_cluster():
     profile = SizingProfile.HIGH_AVAILABILITY
     both = footprint(PostgresSettings(), RedisSettings(), profile)
-    # servers and exporters: PostgreSQL 1 + 50m, 4Gi + 64Mi (limits 4Gi + 128Mi); Redis 250m + 50m, 1Gi + 64Mi
-    assert both.cpu_requests == Cpu.parse("1350m")
-    assert (both.memory_requests, both.memory_limits) == (Memory.parse("5248Mi"), Memory.parse("5376Mi"))
-    assert (both.pods, both.persistent_volume_claims) == (2, 3)
-    assert both.storage_requests == Memory.parse("310Gi")  # 100Gi + 10Gi of data, 200Gi of backups
+    # PostgreSQL 1 + 50m, 4Gi + 64Mi (limits 4Gi + 128Mi); three Redis pods, each 250m + 50m + 2 x 20m
+    # (server, exporter, sentinel, sentinel exporter), 1Gi + 64Mi + 2 x 32Mi (limits 1Gi + 128Mi + 2 x 64Mi)
+    assert both.cpu_requests == Cpu.parse("2070m")
+    assert (both.memory_requests, both.memory_limits) == (Memory.parse("7616Mi"), Memory.parse("8064Mi"))
+    assert (both.pods, both.persistent_volume_claims) == (4, 5)
+    assert both.storage_requests == Memory.parse("330Gi")  # 100Gi + 3 x 10Gi of data, 200Gi of backups
     small = footprint(PostgresSettings(), RedisSettings(), SizingProfile.MINIMAL)
     # 250m + 20m + 100m + 20m; 1Gi + 32Mi + 256Mi + 32Mi (limits 1Gi + 64Mi + 256Mi + 64Mi); 10Gi + 2Gi + 20Gi
     assert (small.cpu_requests, small.memory_requests, small.memory_limits, small.storage_requests) == (
@@ -160,7 +162,7 @@ def test_the_footprint_counts_servers_exporters_and_volumes_in_the_cluster():
     external = PostgresSettings.model_validate({"mode": "external", "external": EXTERNAL})
     only_redis = footprint(external, RedisSettings(), profile)
     # The backup volume stays in the cluster whichever server is backed up.
-    assert (only_redis.pods, only_redis.persistent_volume_claims) == (1, 2)
+    assert (only_redis.pods, only_redis.persistent_volume_claims) == (3, 4)
 
 
 def test_secrets_made_outside_the_program_are_listed_for_the_lint():

@@ -26,7 +26,7 @@ from components.platform import observability_args
 from services.tiers import Severity, Tier
 from settings.loader import StackPlan, load_settings
 from tests.conftest import STACKS, require_tool, run_with
-from tests.monitoring_fixtures import ROLLOUTS, STACK, platform_with
+from tests.monitoring_fixtures import REPLICATED_REDIS, ROLLOUTS, STACK, platform_with
 from tools.alertmanager_config import dump_yaml
 from tools.offline import stack_values
 
@@ -77,7 +77,8 @@ RULES_PER_GROUP = {
     "core": _tier_rules("critical"),
     "business": _tier_rules("warning"),
     "support": _tier_rules("info"),
-    DATA_TIER: [("PostgresDown", "critical"), ("RedisDown", "critical"), ("DiskSaturation", "critical"),
+    DATA_TIER: [("PostgresDown", "critical"), ("RedisDown", "critical"), ("RedisSentinelNoQuorum", "critical"),
+                ("RedisReplicaUnhealthy", "warning"), ("DiskSaturation", "critical"),
                 ("CpuSaturation", "critical"), ("CpuSaturation", "warning"), ("MemorySaturation", "critical"),
                 ("MemorySaturation", "warning"), ("PodCrashLooping", "critical")],
 }
@@ -97,7 +98,7 @@ def test_each_group_records_its_signals_then_has_its_alerts_at_their_severities(
         assert kinds == sorted(kinds, reverse=True)
         assert all(set(r) == {"record", "expr"} for r in group["rules"] if "record" in r)
     counts = {s: sum(r["labels"]["severity"] == s.value for r in every_alert(rollouts_groups)) for s in Severity}
-    assert counts == {Severity.CRITICAL: 19, Severity.WARNING: 18, Severity.INFO: 10}
+    assert counts == {Severity.CRITICAL: 20, Severity.WARNING: 19, Severity.INFO: 10}
 
 
 def test_every_alert_carries_routing_labels_and_annotations(rollouts_groups, rollouts_plan, rollouts_namespace):
@@ -168,6 +169,8 @@ EXPECTED_RULES = {
     ("ReplicasMismatch", "info"): ("19m", [], "available replicas for 19m"),
     ("PostgresDown", "critical"): ("1m30s", [], "not scraped, for 1m30s"),
     ("RedisDown", "critical"): ("1m30s", [], "not scraped, for 1m30s"),
+    ("RedisSentinelNoQuorum", "critical"): ("1m30s", [], "(SENTINEL CKQUORUM), for 1m30s"),
+    ("RedisReplicaUnhealthy", "warning"): ("6m", ["0"], "unreachable for 6m"),
 }
 
 
@@ -186,7 +189,7 @@ FLOORED = {"codai:http_requests_error_ratio:rate5m", "codai:http_request_duratio
 
 
 def test_each_threshold_and_duration_reaches_its_own_alert_only():
-    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS})))
+    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS}, REPLICATED_REDIS)))
     assert alerts_and_records(groups) == (RULES_PER_GROUP, RECORDS_PER_GROUP)
     for key, group in groups.items():
         for record in (r for r in group["rules"] if "record" in r):
@@ -206,7 +209,7 @@ CORE_CONTAINERS = 'namespace="codai-staging", container=~"codai|logai|memorai"'
 
 
 def test_alerts_compare_the_recorded_signals_with_their_thresholds():
-    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS})))
+    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS}, REPLICATED_REDIS)))
     exprs = {(r["alert"], r["labels"]["severity"]): r["expr"] for r in alerting(groups["core"])}
     assert {key: exprs[key] for key in [("ErrorRatioHigh", "critical"), ("ErrorRatioHigh", "warning"),
                                         ("LatencyHigh", "warning"), ("CpuSaturation", "critical"),
@@ -233,7 +236,7 @@ def test_alerts_compare_the_recorded_signals_with_their_thresholds():
 
 
 def test_the_error_ratio_is_recorded_above_the_traffic_floor_only():
-    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS})))
+    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS}, REPLICATED_REDIS)))
     (ratio,) = [r["expr"] for r in groups["core"]["rules"]
                 if r.get("record") == "codai:http_requests_error_ratio:rate5m"]
     requests = f"sum by (namespace, job) (rate(http_requests_total{{{CORE_JOBS}}}[5m]))"
@@ -387,6 +390,14 @@ def healthy_world(plan: StackPlan, namespace: str) -> World:
         world.sel("kubelet_volume_stats_capacity_bytes", persistentvolumeclaim="data-postgres-0"): flat(100 * GI),
         **world.container("postgres-0", "postgres"),
     })
+    # Redis replicated under Sentinel: what each sentinel's exporter reports when all is well.
+    for pod in ("redis-0", "redis-1", "redis-2"):
+        world.always.update({
+            world.sel("redis_sentinel_master_ckquorum_status", pod=pod, master_name="redis",
+                      message="OK 3 usable Sentinels"): flat(1),
+            world.sel("redis_sentinel_master_slaves", pod=pod, master_name="redis"): flat(2),
+            world.sel("redis_sentinel_master_ok_slaves", pod=pod, master_name="redis"): flat(2),
+        })
     return world
 
 
@@ -424,6 +435,7 @@ def scenarios(world: World) -> list[Scenario]:
     ns = world.namespace
     s, c = Severity.CRITICAL, Severity.WARNING
     i = Severity.INFO
+    redis_master = {"namespace": ns, "master_name": "redis", "service": "redis"}
     return [
         Scenario("healthy platform", {}, {"1m": [], "16m": []}, full=None),
         Scenario("core service down for 2 minutes pages", {world.up("codai"): "0x30"}, {
@@ -490,6 +502,14 @@ def scenarios(world: World) -> list[Scenario]:
         }, {"5m": [Expect(AlertName.POSTGRES_DOWN, s, DATA_TIER,
                           {"namespace": ns, "pod": "postgres-0", "service": "postgres"}),
                    Expect(AlertName.REDIS_DOWN, s, DATA_TIER, {"namespace": ns, "service": "redis"})]}),
+        Scenario("sentinels without a quorum page; a replica down warns after longer", {
+            **{world.sel("redis_sentinel_master_ckquorum_status", pod=pod, master_name="redis",
+                         message="OK 3 usable Sentinels"): "1 0x29" for pod in ("redis-0", "redis-1", "redis-2")},
+            **{world.sel("redis_sentinel_master_ok_slaves", pod=pod, master_name="redis"): flat(1)
+               for pod in ("redis-0", "redis-1", "redis-2")},
+        }, {"1m30s": [], "3m": [Expect(AlertName.REDIS_SENTINEL_NO_QUORUM, s, DATA_TIER, redis_master)],
+            "6m": [Expect(AlertName.REDIS_SENTINEL_NO_QUORUM, s, DATA_TIER, redis_master),
+                   Expect(AlertName.REDIS_REPLICA_UNHEALTHY, c, DATA_TIER, redis_master, "1")]}),
         Scenario("volume 95 % full pages", {
             world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-postgres-0"): flat(95 * GI),
         }, {"11m": [Expect(AlertName.DISK_SATURATION, s, DATA_TIER,

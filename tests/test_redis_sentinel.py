@@ -156,7 +156,7 @@ def deployment() -> Iterator[Deployment]:
     group = SentinelGroup(MASTER, tuple(Address(HOST, free_port()) for _ in range(3)),
                           tuple(Address(HOST, free_port()) for _ in range(3)), quorum=2,
                           down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=FAILOVER_TIMEOUT_MS)
-    names = (*SERVICES, sentinel_files.REPLICATION_USER, sentinel_files.SENTINEL_USER)
+    names = (*SERVICES, sentinel_files.REPLICATION_USER, sentinel_files.SENTINEL_USER, acl.EXPORTER_USER)
     found = Deployment(group, {name: f"{name}-{os.urandom(12).hex()}" for name in names})
     try:
         for index, address in enumerate(group.instances):
@@ -170,7 +170,8 @@ def deployment() -> Iterator[Deployment]:
         for index, address in enumerate(group.sentinels):
             root = top / f"sentinel-{index}"
             root.mkdir()
-            conf = sentinel_files.sentinel_conf(group, index, found.passwords, SERVICES, data_dir=str(root), bind=HOST)
+            conf = sentinel_files.sentinel_conf(group, index, found.passwords, SERVICES, data_dir=str(root), bind=HOST,
+                                                observers=[sentinel_files.exporter_user()])
             (root / "sentinel.conf").write_text(conf)
             node = Node([sentinel, str(root / "sentinel.conf")], root, address)
             found.sentinels.append(node)
@@ -380,6 +381,22 @@ def test_a_service_can_only_ask_the_sentinels_where_the_master_is(deployment: De
             anonymous("SENTINEL", "get-master-addr-by-name", MASTER)
     finally:
         anonymous.close()
+
+
+def test_the_exporter_reads_the_quorum_and_changes_nothing(deployment: Deployment, failover: Failover):
+    """What redis_exporter asks a sentinel (its quorum alert reads CKQUORUM), and nothing that acts."""
+    exporter = deployment.sentinels[0].client(acl.EXPORTER_USER, deployment.passwords[acl.EXPORTER_USER])
+    try:
+        assert str(exporter("SENTINEL", "CKQUORUM", MASTER)).startswith("OK 3 usable Sentinels")
+        assert "# Sentinel" in str(exporter("INFO"))
+        for query in (("SENTINEL", "MASTERS"), ("SENTINEL", "SENTINELS", MASTER), ("SENTINEL", "REPLICAS", MASTER)):
+            assert isinstance(exporter(*query), list), query
+        for command in (("SENTINEL", "FAILOVER", MASTER), ("SENTINEL", "SET", MASTER, "quorum", "1"),
+                        ("SENTINEL", "RESET", "*"), ("SHUTDOWN",)):
+            with pytest.raises(RedisError, match="NOPERM"):
+                exporter(*command)
+    finally:
+        exporter.close()
 
 
 # --- the generated text ---------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ from tests.conftest import ROOT, stack_run
 
 BOTH = ("staging", "production")
 NAMESPACE = {"staging": "codai-staging", "production": "codai"}
+#: Production runs Redis replicated under Sentinel (3 servers, a sentinel beside each); staging one server.
+REPLICATED_REDIS = {"staging": False, "production": True}
+SENTINEL_PORT, SENTINEL_METRICS_PORT = 26379, 9355
 DOMAIN = {"staging": "staging.codai.dev", "production": "codai.dev"}
 ISSUER = {"staging": "letsencrypt-staging", "production": "letsencrypt-production"}
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -205,6 +208,14 @@ DATA_RULES = {
         "app.kubernetes.io/part-of": "codai", "app.kubernetes.io/component": "cache"}}}],
         "ports": [{"protocol": "TCP", "port": 6379}]},
 }
+
+
+def data_rule(server: str, stack: str) -> dict[str, Any]:
+    """A client's egress to a data server; a replicated Redis's clients also reach its sentinels."""
+    if server == "redis" and REPLICATED_REDIS[stack]:
+        return {**DATA_RULES[server], "ports": [{"protocol": "TCP", "port": 6379},
+                                                {"protocol": "TCP", "port": SENTINEL_PORT}]}
+    return DATA_RULES[server]
 #: What "HTTPS to the internet" leaves out: RFC 1918, link-local (the cloud metadata address
 #: 169.254.169.254 included), carrier-grade NAT (RFC 6598), "this network", loopback, multicast and reserved.
 PUBLIC_HTTPS_EXCEPT = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10",
@@ -230,7 +241,7 @@ def test_every_service_egress_is_exactly(stack):
     assert sorted(policies) == SERVICES == sorted(EGRESS)
     for name, (peers, data, https) in EGRESS.items():
         expected = [DNS_RULE, *(_peer_rule(peer, port) for peer, port in sorted(peers.items())),
-                    *(DATA_RULES[server] for server in data), *([PUBLIC_HTTPS_RULE] if https else [])]
+                    *(data_rule(server, stack) for server in data), *([PUBLIC_HTTPS_RULE] if https else [])]
         assert policies[name]["egress"] == expected, name
         assert policies[name]["policyTypes"] == ["Ingress", "Egress"], name
 
@@ -280,7 +291,7 @@ def test_every_service_ingress_is_exactly(stack):
 @pytest.mark.parametrize("stack", BOTH)
 def test_only_prometheus_in_monitoring_scrapes_metrics(stack):
     run = stack_run(stack)
-    metrics_ports = {"metrics", 9187, 9121}
+    metrics_ports = {"metrics", 9187, 9121, SENTINEL_METRICS_PORT}
     for policy in run.of_kind("NetworkPolicy"):
         for rule in policy["spec"].get("ingress", []):
             ports = {port["port"] for port in rule["ports"]}
@@ -289,7 +300,8 @@ def test_only_prometheus_in_monitoring_scrapes_metrics(stack):
                 assert len(rule["ports"]) == 1 and rule["ports"][0]["protocol"] == "TCP", policy["metadata"]["name"]
             if PROMETHEUS_PEER in rule["from"]:
                 assert ports <= metrics_ports, policy["metadata"]["name"]
-    for server, port in (("postgres", 9187), ("redis", 9121)):
+    scraped = [("postgres", 9187), ("redis", 9121), *([("redis", SENTINEL_METRICS_PORT)] * REPLICATED_REDIS[stack])]
+    for server, port in scraped:
         assert {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": port}]} in \
             run.get("NetworkPolicy", server)["spec"]["ingress"]
 
@@ -298,7 +310,7 @@ def test_only_prometheus_in_monitoring_scrapes_metrics(stack):
 NAMESPACE_PEERS = {
     ("egress", "kube-system"): ({"k8s-app": "kube-dns"}, {("UDP", 53), ("TCP", 53)}),
     ("ingress", "monitoring"): ({"app.kubernetes.io/name": "prometheus"}, {("TCP", "metrics"), ("TCP", 9187),
-                                                                          ("TCP", 9121)}),
+                                                                          ("TCP", 9121), ("TCP", 9355)}),
     ("ingress", "ingress-nginx"): (None, {("TCP", "http")}),
 }
 
@@ -352,10 +364,19 @@ def test_data_server_and_job_policies_are_exactly(stack):
                       {"podSelector": _selector_of("postgres", "backup")}],
              "ports": [{"protocol": "TCP", "port": 5432}]},
             {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": 9187}]}]}
-    assert run.get("NetworkPolicy", "redis")["spec"] == {
-        "podSelector": _selector_of("redis", "cache"), "policyTypes": ["Ingress", "Egress"],
-        "ingress": [{"from": [clients(REDIS_CLIENTS)], "ports": [{"protocol": "TCP", "port": 6379}]},
-                    {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": 9121}]}]}
+    redis = {"podSelector": _selector_of("redis", "cache"), "policyTypes": ["Ingress", "Egress"],
+             "ingress": [{"from": [clients(REDIS_CLIENTS)], "ports": [{"protocol": "TCP", "port": 6379}]},
+                         {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": 9121}]}]}
+    if REPLICATED_REDIS[stack]:
+        # The servers and their sentinels reach each other, and nothing else; clients also ask the sentinels.
+        peers = [{"podSelector": _selector_of("redis", "cache")}]
+        both = [{"protocol": "TCP", "port": 6379}, {"protocol": "TCP", "port": SENTINEL_PORT}]
+        redis["ingress"] = [{"from": [clients(REDIS_CLIENTS)], "ports": both},
+                            {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": 9121}]},
+                            {"from": [PROMETHEUS_PEER], "ports": [{"protocol": "TCP", "port": SENTINEL_METRICS_PORT}]},
+                            {"from": peers, "ports": both}]
+        redis["egress"] = [{"to": peers, "ports": both}]
+    assert run.get("NetworkPolicy", "redis")["spec"] == redis
     for job in ("bootstrap", "backup"):
         assert run.get("NetworkPolicy", f"postgres-{job}")["spec"] == {
             "podSelector": _selector_of("postgres", job), "policyTypes": ["Ingress", "Egress"],
@@ -407,8 +428,10 @@ DATA_PASSWORDS = {
 def test_every_generated_password_has_exactly_this_strength(stack):
     passwords = {r.name: r.inputs for r in stack_run(stack).resources
                  if r.type == "random:index/randomPassword:RandomPassword"}
-    expected = {**APP_SECRETS, **DATA_PASSWORDS}
-    assert len(expected) == 47
+    # A replicated Redis adds the logins of its replicas and of its sentinels.
+    replication = {"redis-replication-password": 32, "redis-sentinel-password": 32} if REPLICATED_REDIS[stack] else {}
+    expected = {**APP_SECRETS, **DATA_PASSWORDS, **replication}
+    assert len(expected) == {"staging": 47, "production": 49}[stack]
     assert sorted(passwords) == sorted(expected)
     for name, length in expected.items():
         assert passwords[name] == {"length": length, **ALPHANUMERIC}, name
@@ -422,7 +445,7 @@ def test_secrets_are_exactly_these_opaque_ones(stack):
     expected = {
         *(f"{name}-postgres" for name in POSTGRES_CLIENTS), *(f"{name}-redis" for name in REDIS_CLIENTS),
         "bancai-app-secrets", "logai-app-secrets", "memorai-app-secrets", "wallet-app-secrets",
-        "postgres-admin", "postgres-monitor", "redis-users",
+        "postgres-admin", "postgres-monitor", "redis-users", *(["redis-replication"] * REPLICATED_REDIS[stack]),
     }
     assert sorted(secrets) == sorted(expected)
     for name, secret in secrets.items():
@@ -507,8 +530,9 @@ TIER_BUDGETS: dict[str, dict[str, tuple[int | str, str]]] = {
     "staging": {"core": (1, "25%"), "business": (1, "25%"), "support": ("50%", "50%")},
     "production": {"core": (1, "25%"), "business": (1, "25%"), "support": ("50%", "50%")},
 }
-#: The single PostgreSQL and Redis pods: a drain may move them in staging, never in production.
-DATA_BUDGETS = {"staging": 1, "production": 0}
+#: A single server (PostgreSQL; Redis in staging): a drain may move it in staging, never in production.
+#: Production's three Redis servers: a drain may take one at a time.
+DATA_BUDGETS = {"staging": {"postgres": 1, "redis": 1}, "production": {"postgres": 0, "redis": 1}}
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -527,7 +551,7 @@ def test_disruption_budgets_and_surge_per_tier(stack):
             assert strategy == {"type": "RollingUpdate",
                                 "rollingUpdate": {"maxUnavailable": 0, "maxSurge": max_surge}}, name
     for server, component in (("postgres", "database"), ("redis", "cache")):
-        assert budgets[server] == {"maxUnavailable": DATA_BUDGETS[stack],
+        assert budgets[server] == {"maxUnavailable": DATA_BUDGETS[stack][server],
                                    "selector": _selector_of(server, component)}, server
 
 
@@ -573,6 +597,8 @@ SERVICE_ACL = "+@all -@dangerous -scan -randomkey -function -script|flush -scrip
 EXPORTER_ACL = ("-@all +ping +hello +select +client|setname +client|getname +client|info +client|list +info "
                 "+config|get +slowlog|get +slowlog|len +latency|latest +latency|histogram +memory|stats "
                 "+cluster|info +dbsize")
+SENTINEL_ACL = ("+multi +exec +slaveof +ping +subscribe +publish +info +role +config|rewrite +client|setname "
+                "+client|kill +script|kill")
 
 
 @pytest.mark.parametrize("stack", BOTH)
@@ -584,6 +610,9 @@ def test_redis_acl_rules_per_user_are_exactly(stack):
     expected = {f"user {name} reset on #<sha256> ~{name}:* &{name}:* {SERVICE_ACL}" for name in REDIS_CLIENTS}
     expected |= {"user default reset -@all", f"user exporter reset on #<sha256> {EXPORTER_ACL}",
                  "user healthcheck reset on #<sha256> -@all +ping"}
+    if REPLICATED_REDIS[stack]:
+        expected |= {"user replication reset on #<sha256> -@all +psync +replconf +ping",
+                     f"user sentinel reset on #<sha256> &__sentinel__:hello -@all {SENTINEL_ACL}"}
     assert sorted(lines) == sorted(expected)
     conf = objects[("ConfigMap", "redis-config")]["data"]["redis.conf"].splitlines()
     for setting in ("protected-mode yes", "aclfile /run/codai/redis/users.acl", "enable-debug-command no",

@@ -627,6 +627,9 @@ def _monitoring_cases() -> list[Any]:
 SERVERS = {"postgres": ("PostgresSettings", "ExternalPostgres", "postgres"),
            "redis": ("RedisSettings", "ExternalRedis", "redis")}
 ABOVE_LIMIT = {"cpu": ("8", "cpu request 8 is above its limit"), "memory": ("8Gi", "memory request 8Gi is above")}
+#: Redis runs three servers in production: a request of 8 CPUs each would also overflow the quota.
+ABOVE_LIMIT_BY_SERVER = {"postgres": ABOVE_LIMIT,
+                         "redis": {**ABOVE_LIMIT, "cpu": ("2", "cpu request 2 is above its limit")}}
 
 
 def _server_cases(server: str) -> list[Any]:
@@ -653,7 +656,8 @@ def _server_cases(server: str) -> list[Any]:
              "`external` is set but mode is inCluster"),
         *(case(f"{server}-{resources}-{kind}-above-limit", f"{server}.{resources}.requests", {kind: value}, kind,
                fragment, f"{server}.{resources}:{kind}-request-above-limit")
-          for resources in ("resources", "exporterResources") for kind, (value, fragment) in ABOVE_LIMIT.items()),
+          for resources in ("resources", "exporterResources")
+          for kind, (value, fragment) in ABOVE_LIMIT_BY_SERVER[server].items()),
         case(f"{server}-host-invalid", external, {"host": "DB_Server"}, "host",
              "'DB_Server' is neither a lowercase DNS name nor an IP address", f"{external_model}.host:_host"),
         case(f"{server}-port-0", external, {"port": 0}, "port", GE1, f"{external_model}.port:ge"),
@@ -742,6 +746,13 @@ def _redis_cases() -> list[Any]:
         case("eviction-policy-unknown", "redis", {"evictionPolicy": "lru"}, "evictionPolicy",
              "'noeviction', 'volatile-lru', 'allkeys-lru', 'volatile-lfu', 'allkeys-lfu' or 'volatile-ttl'",
              "RedisSettings.eviction_policy:literal"),
+        case("instances-even", "redis", {"instances": 2}, "instances",
+             "2 instances: use 1, or an odd number from 3, so that a majority of the sentinels remains",
+             "RedisSettings:_odd"),
+        case("instances-zero", "redis", {"instances": 0}, "instances", "greater than or equal to 1 (got 0)",
+             "RedisSettings.instances:ge"),
+        case("instances-eleven", "redis", {"instances": 11}, "instances", "less than or equal to 9 (got 11)",
+             "RedisSettings.instances:le"),
     ]
 
 

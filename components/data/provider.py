@@ -196,7 +196,11 @@ class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
         if external:
             return [ip_block_egress(external.egress_cidrs, self.server_port)]
         return [{"to": [{"pod_selector": {"match_labels": self.pod_selector(self.role)}}],
-                 "ports": [{"protocol": "TCP", "port": self.port.number}]}]
+                 "ports": [{"protocol": "TCP", "port": port} for port in self.client_ports()]}]
+
+    def client_ports(self) -> list[int]:
+        """The ports a client opens on the in-cluster server pods."""
+        return [self.port.number]
 
     @property
     def server_port(self) -> int:

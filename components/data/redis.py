@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.contracts import HealthProbe
-from components.data import acl, config_files, job_scripts, jobs, server
+from components.data import acl, config_files, job_scripts, jobs, redis_replication, sentinel_files, server
 from components.data.jobs import ADMIN_DIR
 from components.data.pod_parts import (
     Pod,
@@ -57,6 +57,7 @@ class Redis(DataComponent[RedisSettings]):
     def build(self) -> None:
         self.redis = self.settings
 
+        self.replicated = self.sizing.instances > 1
         passwords: dict[str, pulumi.Input[str]] = {**self.client_secrets(self._client_data)}
         users = [acl.service_user(spec.name) for spec in self.clients]
         external = self.redis.external
@@ -64,6 +65,14 @@ class Redis(DataComponent[RedisSettings]):
             passwords[acl.EXPORTER_USER] = self.password("exporter").result
             passwords[acl.HEALTHCHECK_USER] = self.password("healthcheck").result
             users += [acl.exporter_user(), acl.healthcheck_user(), acl.default_user()]
+            replication: pulumi.Output[dict[str, str]] | None = None
+            if self.replicated:
+                for user in sentinel_files.server_users():
+                    passwords[user.name] = self.password(user.name).result
+                users += sentinel_files.server_users()
+                replication = pulumi.Output.all(**passwords).apply(
+                    lambda values: redis_replication.files(self, values))
+                redis_replication.files_secret(self, replication)
             acl_text = pulumi.Output.all(**passwords).apply(lambda values: acl.acl_file(users, values))
             self.secret("users-secret", f"{self.name}-users", self.role, {
                 "users.acl": acl_text,
@@ -71,9 +80,11 @@ class Redis(DataComponent[RedisSettings]):
                 acl.EXPORTER_USER: passwords[acl.EXPORTER_USER],
             })
             server.services(self)
-            self.statefulset = self._server(acl_text)
-            server.network_policy(self, [])
+            self.statefulset = self._server(acl_text, replication)
+            server.network_policy(self, [], redis_replication.peering(self) if self.replicated else None)
             server.monitor(self)
+            if self.replicated:
+                redis_replication.sentinel_monitoring(self)
         else:
             if external.disable_default_user:
                 users.append(acl.default_user())
@@ -86,6 +97,10 @@ class Redis(DataComponent[RedisSettings]):
         external = self.redis.external
         tls = bool(external and external.tls)
         port = str(self.server_port)
+        if self.sizing.instances > 1 and external is None:
+            # Any server may be the master after a failover: the client asks the sentinels (docs/data.md).
+            return {**redis_replication.discovery_env(self, spec.name), "REDIS_PASSWORD": password,
+                    "REDIS_TLS": "false", "REDIS_KEY_PREFIX": acl.key_prefix(spec.name)}
         return {
             "REDIS_URL": pulumi.Output.concat("rediss" if tls else "redis", "://", spec.name, ":", password, "@",
                                               self.host, ":", port, "/0"),
@@ -98,7 +113,13 @@ class Redis(DataComponent[RedisSettings]):
             "REDIS_KEY_PREFIX": acl.key_prefix(spec.name),
         }
 
-    def _server(self, acl_text: pulumi.Output[str]) -> k8s.apps.v1.StatefulSet:
+    def client_ports(self) -> list[int]:
+        """A replicated Redis: the clients also ask the sentinels, on the same pods."""
+        sentinel = [redis_replication.SENTINEL_PORT.number] if self.sizing.instances > 1 else []
+        return [*super().client_ports(), *sentinel]
+
+    def _server(self, acl_text: pulumi.Output[str],
+                replication: pulumi.Output[dict[str, str]] | None) -> k8s.apps.v1.StatefulSet:
         conf = config_files.redis_conf(
             config_files.RedisPaths(data_dir=DATA_DIR, acl_file=f"{USERS_DIR}/users.acl", port=self.port.number),
             memory_limit=self.sizing.server.memory_limit,
@@ -118,11 +139,13 @@ class Redis(DataComponent[RedisSettings]):
                            "| grep -q PONG"], period=10, failures=6)
         cache = container(
             "redis", self.redis.image, self.sizing.server,
-            command=["redis-server", f"{CONFIG_DIR}/redis.conf"],
+            command=(redis_replication.server_command(f"{CONFIG_DIR}/redis.conf") if replication is not None
+                     else ["redis-server", f"{CONFIG_DIR}/redis.conf"]),
             ports=[self.port],
             mounts=[{"name": "data", "mount_path": DATA_DIR},
                     {"name": "config", "mount_path": CONFIG_DIR, "read_only": True},
-                    {"name": "users", "mount_path": USERS_DIR, "read_only": True}],
+                    {"name": "users", "mount_path": USERS_DIR, "read_only": True},
+                    *([redis_replication.FILES_MOUNT] if replication is not None else [])],
             probes=server_probes(ping),
         )
         exporter = container(
@@ -138,8 +161,13 @@ class Redis(DataComponent[RedisSettings]):
             secret_volume("users", f"{self.name}-users",
                           {"users.acl": "users.acl", acl.HEALTHCHECK_USER: acl.HEALTHCHECK_USER}),
         ])
+        checksum = digest(conf, acl_text)
+        if replication is not None:
+            pod.containers += redis_replication.sentinel_containers(self, self.redis.image, self.redis.exporter_image)
+            pod.volumes.append(redis_replication.files_volume(self))
+            checksum = digest(conf, acl_text, replication.apply(lambda texts: "".join(sorted(texts.values()))))
         # Redis reads its ACL file at start: a changed user list or password restarts the pod.
-        return server.stateful_set(self, pod, checksum=digest(conf, acl_text), grace_seconds=60,
+        return server.stateful_set(self, pod, checksum=checksum, grace_seconds=60,
                                    skips=[*pinned_by_tag_skips(self.redis.image, self.redis.exporter_image),
                                           *secret_env_skips(pod)])
 

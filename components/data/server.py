@@ -9,6 +9,7 @@ component's subclass builds the pod and the configuration (components/data/postg
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,6 +18,7 @@ from pulumi_kubernetes.core.v1 import PodTemplateSpecArgsDict, ServicePortArgsDi
 from pulumi_kubernetes.networking.v1 import (
     NetworkPolicyIngressRuleArgsDict,
     NetworkPolicyPeerArgsDict,
+    NetworkPolicyPortArgsDict,
     NetworkPolicySpecArgsDict,
 )
 
@@ -62,14 +64,15 @@ def headless_name(component: AnyDataComponent) -> str:
 
 def stateful_set(component: AnyDataComponent, pod: Pod, *, checksum: pulumi.Input[str], grace_seconds: int,
                  skips: Sequence[ScannerException]) -> k8s.apps.v1.StatefulSet:
-    """One replica with its volume, and its disruption budget. Only data-independent fields can
-    change in place: the selector, service name and volume claim template are fixed at creation,
-    and built from names and constants only, so changing an unrelated setting never replaces it.
+    """The servers (``sizing.instances``, each with its volume) and their disruption budget. Only
+    data-independent fields can change in place: the selector, service name and volume claim
+    template are fixed at creation, and built from names and constants only, so changing an
+    unrelated setting never replaces it.
     """
     args, role = component.args, component.role
     claim = volume_claim(component.sizing.storage, component.settings.storage_class)
     spec: StatefulSetSpecArgsDict = {
-        "replicas": 1,
+        "replicas": component.sizing.instances,
         "service_name": headless_name(component),
         "selector": {"match_labels": component.pod_selector(role)},
         "pod_management_policy": "OrderedReady",
@@ -103,6 +106,13 @@ def _pod_template(component: AnyDataComponent, pod: Pod, checksum: pulumi.Input[
     pod_spec["termination_grace_period_seconds"] = grace_seconds
     if component.args.priority_class_name:
         pod_spec["priority_class_name"] = component.args.priority_class_name
+    if component.sizing.instances > 1:
+        # Replicas on other nodes and zones: one node or zone lost takes one server, not the majority.
+        # Preferred, not required, so that a small cluster still runs them all.
+        pod_spec["topology_spread_constraints"] = [
+            {"max_skew": 1, "topology_key": key, "when_unsatisfiable": "ScheduleAnyway",
+             "label_selector": {"match_labels": component.pod_selector(component.role)}}
+            for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone")]
     return {
         "metadata": {"labels": component.labels(component.role), "annotations": {"checksum/config": checksum}},
         "spec": pod_spec,
@@ -110,37 +120,59 @@ def _pod_template(component: AnyDataComponent, pod: Pod, checksum: pulumi.Input[
 
 
 def disruption_budget(component: AnyDataComponent) -> None:
-    """A single server: in a protected stack a voluntary eviction waits for a planned restart
-    (docs/data.md); elsewhere a node drain may move it.
+    """Replicated servers: a drain evicts one at a time. A single server: in a protected stack a
+    voluntary eviction waits for a planned restart (docs/data.md); elsewhere a drain may move it.
     """
+    single = component.sizing.instances == 1
     k8s.policy.v1.PodDisruptionBudget(
         f"{component.name}-pdb",
         metadata=component.meta(component.name, component.role),
         spec={
-            "max_unavailable": 0 if component.args.protect_stateful else 1,
+            "max_unavailable": 0 if single and component.args.protect_stateful else 1,
             "selector": {"match_labels": component.pod_selector(component.role)},
         },
         opts=component.child_opts(),
     )
 
 
-def network_policy(component: AnyDataComponent, job_components: Sequence[str]) -> None:
-    """Clients (and this component's jobs) on the server port; Prometheus on the exporter's only."""
+@dataclass(frozen=True)
+class Peering:
+    """Replicated servers talk to each other: these ports, between the server pods only."""
+
+    ports: tuple[Port, ...]
+    #: Client-facing ports beside the server port (a sentinel's), open to the same clients.
+    client_ports: tuple[Port, ...] = ()
+    #: Metrics ports beside the exporter's (a sentinel exporter's), open to Prometheus only.
+    metrics_ports: tuple[Port, ...] = ()
+
+
+def network_policy(component: AnyDataComponent, job_components: Sequence[str], peering: Peering | None = None) -> None:
+    """Clients (and this component's jobs) on the server port; Prometheus on the exporter's only;
+    with ``peering``, the servers to each other on its ports, in and out.
+    """
     clients: list[NetworkPolicyPeerArgsDict] = [
         {"pod_selector": {"match_expressions": [
             {"key": NAME, "operator": "In", "values": [spec.name for spec in component.clients]}]}},
     ] if component.clients else []
     clients += [{"pod_selector": {"match_labels": component.pod_selector(job)}} for job in job_components]
+    served = [component.port, *(peering.client_ports if peering else ())]
+    metrics = [component.metrics_port, *(peering.metrics_ports if peering else ())]
     ingress: list[NetworkPolicyIngressRuleArgsDict] = [
-        prometheus_scrape_rule(component.args.scraping, component.metrics_port.number)]
+        prometheus_scrape_rule(component.args.scraping, port.number) for port in metrics]
     if clients:  # never an empty `from`: it would admit every source
-        ingress.insert(0, {"from_": clients, "ports": [{"protocol": "TCP", "port": component.port.number}]})
+        ingress.insert(0, {"from_": clients, "ports": [{"protocol": "TCP", "port": p.number} for p in served]})
     spec: NetworkPolicySpecArgsDict = {
         "pod_selector": {"match_labels": component.pod_selector(component.role)},
-        # No egress rule: the server opens no connection (DNS has its namespace-wide policy).
+        # No other egress rule: the server opens no connection (DNS has its namespace-wide policy).
         "policy_types": ["Ingress", "Egress"],
         "ingress": ingress,
     }
+    if peering:
+        servers: list[NetworkPolicyPeerArgsDict] = [{"pod_selector": {"match_labels": component.pod_selector(
+            component.role)}}]
+        ports: list[NetworkPolicyPortArgsDict] = [{"protocol": "TCP", "port": p.number} for p in peering.ports]
+        ingress.append({"from_": servers, "ports": ports})
+        spec["egress"] = [{"to": servers, "ports": ports}]
     k8s.networking.v1.NetworkPolicy(
         f"{component.name}-network-policy",
         metadata=component.meta(component.name, "network-policy"),

@@ -33,6 +33,8 @@ class AlertName(StrEnum):
     POD_CRASH_LOOPING = "PodCrashLooping"
     POSTGRES_DOWN = "PostgresDown"
     REDIS_DOWN = "RedisDown"
+    REDIS_SENTINEL_NO_QUORUM = "RedisSentinelNoQuorum"
+    REDIS_REPLICA_UNHEALTHY = "RedisReplicaUnhealthy"
     CERTIFICATE_EXPIRING = "CertificateExpiring"
     ROLLOUT_IN_PROGRESS = "RolloutInProgress"
     ROLLOUT_STUCK = "RolloutStuck"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.contracts import HealthProbe
+from services.model import Dependency
 from services.tiers import Tier
 from settings.monitoring import MonitoringSettings
 from settings.resolve import ResolvedService
@@ -20,6 +21,8 @@ class ObservabilityArgs:
     #: The health probe of each shared dependency that runs in the cluster and has a client: only those
     #: have an exporter here. A managed server is watched by its provider; ``absent(pg_up)`` would page forever.
     dependencies: tuple[HealthProbe, ...]
+    #: The watched dependencies that run replicated (Redis under Sentinel): they get replication alerts.
+    replicated: tuple[Dependency, ...] = ()
     monitoring: MonitoringSettings
 
     def in_tier(self, tier: Tier) -> list[ResolvedService]:

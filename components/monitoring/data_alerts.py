@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from components.contracts import HealthProbe
 from components.monitoring.alert_rules import CLAIM, PERCENT, AlertingRule, AlertName, RuleBuilder, percent
-from components.monitoring.signals import eq
+from components.monitoring.signals import Scope, eq
 from services.model import Dependency
 from services.tiers import Severity
+
+#: Alert template: the master name Sentinel watches.
+MASTER = "{{ $labels.master_name }}"
 
 #: The alert raised when a shared dependency is unreachable (its provider declares its ``HealthProbe``).
 DEPENDENCY_ALERTS: dict[Dependency, AlertName] = {
@@ -35,6 +38,35 @@ class DataAlerts(RuleBuilder):
             description=f"The {product} exporter in {scope.namespace} cannot reach {product} (`{probe.metric}` is "
                         f"0), or the exporter itself is not scraped, for {for_}. Services using {product} fail.",
         )
+
+    def sentinel_quorum(self) -> AlertingRule:
+        """Replicated Redis: fewer sentinels agree than a failover needs (the next failure is an outage)."""
+        for_ = self.alerts.dependency_down_for
+        expr = f"min by (namespace, master_name) ({self.scope.select('redis_sentinel_master_ckquorum_status')}) == 0"
+        return self.rule(
+            AlertName.REDIS_SENTINEL_NO_QUORUM, Severity.CRITICAL, self._redis(expr), for_=for_,
+            summary="Redis Sentinel cannot reach a quorum",
+            description=f"The sentinels watching Redis master {MASTER} in {self.scope.namespace} report that too "
+                        f"few of them agree to fail over (SENTINEL CKQUORUM), for {for_}. Redis still serves, "
+                        "but losing its master now would not promote a replica.",
+        )
+
+    def replica_unhealthy(self) -> AlertingRule:
+        """Replicated Redis: a replica the sentinels know is down or not following the master."""
+        scope, for_ = self.scope, self.alerts.crash_loop_for
+        known, healthy = (scope.select(f"redis_sentinel_master_{kind}") for kind in ("slaves", "ok_slaves"))
+        expr = f"max by (namespace, master_name) ({known} - {healthy}) > 0"
+        return self.rule(
+            AlertName.REDIS_REPLICA_UNHEALTHY, Severity.WARNING, self._redis(expr), for_=for_,
+            summary="A Redis replica is down",
+            description=f"{{{{ $value }}}} replica(s) of Redis master {MASTER} in {scope.namespace} have been down or "
+                        f"unreachable for {for_}: one more failure may leave no replica to promote.",
+        )
+
+    @staticmethod
+    def _redis(expr: str) -> str:
+        """The ``service`` label routing and inhibition use: these alerts are Redis's."""
+        return Scope.service_from(expr, "namespace", ".*", Dependency.REDIS.value)
 
     def disk(self) -> AlertingRule:
         scope, alerts = self.scope, self.alerts

@@ -30,6 +30,7 @@ from components.monitoring.data_alerts import DataAlerts
 from components.monitoring.recording_rules import SignalRules
 from components.monitoring.service_alerts import ServiceAlerts
 from components.monitoring.signals import RecordingRule, Scope, data_scope, tier_scope
+from services.model import Dependency
 from services.tiers import TIER_POLICIES, Tier
 from settings.monitoring import MonitoringSettings
 
@@ -54,12 +55,13 @@ def _tier_rules(scope: Scope, monitoring: MonitoringSettings, tier: Tier) -> lis
     return built + services.rollouts()
 
 
-def _data_rules(scope: Scope, monitoring: MonitoringSettings,
-                dependencies: Sequence[HealthProbe]) -> list[RecordingRule | AlertingRule]:
+def _data_rules(scope: Scope, monitoring: MonitoringSettings, dependencies: Sequence[HealthProbe],
+                replicated: Sequence[Dependency]) -> list[RecordingRule | AlertingRule]:
     signals, data = SignalRules(scope, monitoring), DataAlerts(scope, monitoring)
     containers = ContainerAlerts(scope, monitoring)
+    sentinel = [data.sentinel_quorum(), data.replica_unhealthy()] if Dependency.REDIS in replicated else []
     return [*(signals.dependency_signal(d) for d in dependencies), *signals.container_signals(),
-            *(data.dependency_down(d) for d in dependencies), data.disk(),
+            *(data.dependency_down(d) for d in dependencies), *sentinel, data.disk(),
             *containers.saturation(), containers.crash_loop()]
 
 
@@ -70,7 +72,7 @@ def rule_groups(args: ObservabilityArgs) -> dict[str, RuleGroup]:
         tier.value: _tier_rules(tier_scope(args, tier), monitoring, tier)
         for tier in Tier if args.in_tier(tier)
     }
-    groups[DATA_TIER] = _data_rules(data_scope(args), monitoring, args.dependencies)
+    groups[DATA_TIER] = _data_rules(data_scope(args), monitoring, args.dependencies, args.replicated)
     return {key: {"name": f"codai.{key}", "rules": rules} for key, rules in groups.items()}
 
 

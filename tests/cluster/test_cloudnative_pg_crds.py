@@ -28,7 +28,7 @@ def test_the_crds_are_installed_and_established(cluster: LocalCluster):
     names = cluster.kubectl("get", "crd", "-o", "name").split()
     assert {name for name in names if name.endswith(".postgresql.cnpg.io")} == {
         f"customresourcedefinition.apiextensions.k8s.io/{plural}.postgresql.cnpg.io"
-        for plural in ("clusters", "poolers", "scheduledbackups", "backups")}
+        for plural in ("clusters", "poolers", "scheduledbackups", "backups", "databases")}
 
 
 @pytest.mark.parametrize("obj", [CNPG_CLUSTER, CNPG_POOLER, CNPG_SCHEDULED_BACKUP], ids=lambda obj: obj["kind"])

@@ -137,17 +137,44 @@ def test_a_second_up_changes_nothing(deployed: Deployed):
 NEXT_RELEASE = "2024.12.2"
 
 
+def rolled_out(cluster: LocalCluster, namespace: str, timeout: float = 90) -> list[str]:
+    """Wait until every Deployment's rollout is complete as ``kubectl rollout status`` means it.
+
+    ``pulumi up`` returns once the new ReplicaSet is available; the controller scales the old
+    one down a moment later. Returns the Deployments still rolling when the time is up.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        rolling = [d["metadata"]["name"] for d in objects(cluster, "deployments", namespace)
+                   if not rollout_complete(d)]
+        if not rolling or time.monotonic() > deadline:
+            return rolling
+        time.sleep(1)
+
+
+def rollout_complete(deployment: dict[str, Any]) -> bool:
+    status, wanted = deployment.get("status", {}), deployment["spec"].get("replicas", 1)
+    return (status.get("observedGeneration", 0) >= deployment["metadata"]["generation"]
+            and status.get("updatedReplicas", 0) == wanted
+            and status.get("replicas", 0) == wanted
+            and status.get("availableReplicas", 0) == wanted)
+
+
 def images(cluster: LocalCluster, namespace: str) -> dict[str, set[str]]:
-    """Deployment -> the images its ready pods run (pods on their way out not counted)."""
+    """Deployment -> the images its ready pods run, once every rollout is complete."""
+    assert rolled_out(cluster, namespace) == []
     by_deployment: dict[str, set[str]] = {}
-    for pod in objects(cluster, "pods", namespace):
-        if "deletionTimestamp" in pod["metadata"]:
-            continue
+    for pod in live_pods(cluster, namespace):
         owner = pod["metadata"].get("labels", {}).get("app.kubernetes.io/name")
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
         if owner and ready and pod["status"]["phase"] == "Running":
             by_deployment.setdefault(owner, set()).update(c["image"] for c in pod["spec"]["containers"])
     return by_deployment
+
+
+def live_pods(cluster: LocalCluster, namespace: str) -> list[dict[str, Any]]:
+    """The pods not on their way out."""
+    return [pod for pod in objects(cluster, "pods", namespace) if "deletionTimestamp" not in pod["metadata"]]
 
 
 def generations(cluster: LocalCluster, namespace: str, kinds: str = "deployments,statefulsets") -> dict[str, int]:
@@ -244,7 +271,8 @@ def test_the_documented_rollback_restores_the_last_good_release(deployed: Deploy
     assert deployed.last_good is not None
     outcome = deploy("up", deployed.stack, deployed.last_good)
     assert outcome.returncode == 0, outcome.output[-3000:]
-    broken = [pod["metadata"]["name"] for pod in objects(cluster, "pods", deployed.namespace)
+    assert rolled_out(cluster, deployed.namespace) == []
+    broken = [pod["metadata"]["name"] for pod in live_pods(cluster, deployed.namespace)
               if any(c["image"].endswith(BROKEN_IMAGE_TAG_SUFFIX) for c in pod["spec"]["containers"])]
     assert broken == []
     again = deploy("up", deployed.stack, deployed.last_good, "--expect-no-changes")
@@ -255,9 +283,15 @@ def test_the_documented_rollback_restores_the_last_good_release(deployed: Deploy
 
 #: What stays in the namespace after a destroy, by design: the data (docs/data.md), and what
 #: Kubernetes itself puts in every namespace.
-RETAINED = {("PersistentVolumeClaim", "data-postgres-0"), ("PersistentVolumeClaim", "data-redis-0"),
-            ("PersistentVolumeClaim", "postgres-backups"), ("ConfigMap", "kube-root-ca.crt"),
-            ("ServiceAccount", "default")}
+RETAINED = {("PersistentVolumeClaim", "data-postgres-0"), ("PersistentVolumeClaim", "postgres-backups"),
+            ("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
+
+
+def retained(stack: str) -> set[tuple[str, str]]:
+    """``RETAINED`` and the volume of every Redis server (three where Redis is replicated)."""
+    plan = stack_plan(stack)
+    redis = plan.settings.redis.sizing(plan.settings.environment.sizing).instances
+    return RETAINED | {("PersistentVolumeClaim", f"data-redis-{index}") for index in range(redis)}
 NAMESPACED_KINDS = ",".join((*KINDS, "replicasets"))
 
 
@@ -275,7 +309,7 @@ def test_destroy_leaves_only_the_data_and_refuses_while_protected(deployed: Depl
     assert outcome.returncode == 0, outcome.output[-3000:]
     remaining = {(o["kind"], o["metadata"]["name"]) for o in objects(cluster, NAMESPACED_KINDS, deployed.namespace)
                  if o["kind"] != "Pod" or o["status"].get("phase") != "Succeeded"}
-    assert remaining == RETAINED
+    assert remaining == retained(deployed.stack)
     priority_classes = [o["metadata"]["name"] for o in objects(cluster, "priorityclasses", "")
                         if o["metadata"]["name"].startswith(f"{deployed.namespace}-")]
     assert priority_classes == []

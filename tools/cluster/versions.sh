@@ -24,7 +24,7 @@ RANDOM_PROVIDER_PLUGIN=4.21.4
 # The CRDs the stacks use, vendored under vendor/crds/ by tools/cluster/vendor-crds.sh.
 PROMETHEUS_OPERATOR_VERSION=v0.93.0
 CERT_MANAGER_VERSION=v1.21.2
-# CloudNativePG (postgresql.cnpg.io/v1: Cluster, Pooler, ScheduledBackup, Backup). The proxy
+# CloudNativePG (postgresql.cnpg.io/v1: Cluster, Pooler, ScheduledBackup, Backup, Database). The proxy
 # refuses the version list; v1.29.2 is served but the checksum database has no entry for it
 # (404), so v1.29.1 is the newest 1.2x release that go mod download verifies.
 CLOUDNATIVE_PG_VERSION=v1.29.1
