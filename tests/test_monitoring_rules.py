@@ -385,7 +385,7 @@ def healthy_world(plan: StackPlan, namespace: str) -> World:
     # the data tier: exporters, a volume and the database container
     world.always.update({
         world.sel("pg_up", pod="postgres-0"): flat(1),
-        world.sel("redis_up", pod="redis-0"): flat(1),
+        **{world.sel("redis_up", pod=f"redis-{n}"): flat(1) for n in range(3)},
         world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-postgres-0"): flat(10 * GI),
         world.sel("kubelet_volume_stats_capacity_bytes", persistentvolumeclaim="data-postgres-0"): flat(100 * GI),
         **world.container("postgres-0", "postgres"),
@@ -498,10 +498,17 @@ def scenarios(world: World) -> list[Scenario]:
                      "11m": [Expect(AlertName.LATENCY_HIGH, c, "business", _job("bancai", ns), "2.275s")],
                  }, full=("bancai",)),
         Scenario("database unreachable and cache exporter gone page", {
-            world.sel("pg_up", pod="postgres-0"): "1 0x29", world.sel("redis_up", pod="redis-0"): None,
+            world.sel("pg_up", pod="postgres-0"): "1 0x29",
+            **{world.sel("redis_up", pod=f"redis-{n}"): None for n in range(3)},
         }, {"5m": [Expect(AlertName.POSTGRES_DOWN, s, DATA_TIER,
                           {"namespace": ns, "pod": "postgres-0", "service": "postgres"}),
                    Expect(AlertName.REDIS_DOWN, s, DATA_TIER, {"namespace": ns, "service": "redis"})]}),
+        # Replicated: a server down is the sentinels' to replace; what pages is no server at all.
+        Scenario("one of three Redis servers unreachable pages nobody", {
+            world.sel("redis_up", pod="redis-1"): "1 0x29"}, {"5m": []}),
+        Scenario("every Redis server unreachable pages", {
+            world.sel("redis_up", pod=f"redis-{n}"): "1 0x29" for n in range(3)}, {
+            "5m": [Expect(AlertName.REDIS_DOWN, s, DATA_TIER, {"namespace": ns, "service": "redis"})]}),
         Scenario("sentinels without a quorum page; a replica down warns after longer", {
             **{world.sel("redis_sentinel_master_ckquorum_status", pod=pod, master_name="redis",
                          message="OK 3 usable Sentinels"): "1 0x29" for pod in ("redis-0", "redis-1", "redis-2")},

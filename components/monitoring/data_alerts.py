@@ -26,17 +26,24 @@ DEPENDENCY_ALERTS: dict[Dependency, AlertName] = {
 class DataAlerts(RuleBuilder):
     """The alerts on the data servers and their volumes."""
 
-    def dependency_down(self, probe: HealthProbe) -> AlertingRule:
+    def dependency_down(self, probe: HealthProbe, replicated: bool = False) -> AlertingRule:
+        """One server: its exporter cannot reach it. Replicated: no server is reachable (one server down
+        is a replica for the sentinels to replace: ``replica_unhealthy``, a warning, not a page).
+        """
         scope, for_, dependency = self.scope, self.alerts.dependency_down_for, probe.dependency
+        reached = scope.select(probe.signal)
+        if replicated:
+            reached = f"max by (namespace, service) ({reached})"
         # No pod reaching the server, or no exporter scraped at all (absent() keeps the matchers' labels).
-        expr = (f"{scope.select(probe.signal)} == 0\n"
-                f"or\nabsent({scope.select(probe.signal, eq('service', dependency.value))})")
+        expr = f"{reached} == 0\nor\nabsent({scope.select(probe.signal, eq('service', dependency.value))})"
         product = probe.product
+        reach = (f"exporters in {scope.namespace} cannot reach any of its servers" if replicated
+                 else f"exporter in {scope.namespace} cannot reach {product}")
         return self.rule(
             DEPENDENCY_ALERTS[dependency], Severity.CRITICAL, expr, for_=for_,
             summary=f"{product} is unreachable",
-            description=f"The {product} exporter in {scope.namespace} cannot reach {product} (`{probe.metric}` is "
-                        f"0), or the exporter itself is not scraped, for {for_}. Services using {product} fail.",
+            description=f"The {product} {reach} (`{probe.metric}` is 0), or the exporter itself is not scraped, "
+                        f"for {for_}. Services using {product} fail.",
         )
 
     def sentinel_quorum(self) -> AlertingRule:

@@ -61,7 +61,7 @@ def _data_rules(scope: Scope, monitoring: MonitoringSettings, dependencies: Sequ
     containers = ContainerAlerts(scope, monitoring)
     sentinel = [data.sentinel_quorum(), data.replica_unhealthy()] if Dependency.REDIS in replicated else []
     return [*(signals.dependency_signal(d) for d in dependencies), *signals.container_signals(),
-            *(data.dependency_down(d) for d in dependencies), *sentinel, data.disk(),
+            *(data.dependency_down(d, d.dependency in replicated) for d in dependencies), *sentinel, data.disk(),
             *containers.saturation(), containers.crash_loop()]
 
 
