@@ -40,6 +40,9 @@ SERVICES = ("codai", "wallet")
 MASTER = "codai"
 DOWN_AFTER_MS, FAILOVER_TIMEOUT_MS = 1000, 5000
 HOST = "127.0.0.1"
+#: How the servers and sentinels name each other: a host name, as the pods do (their DNS names), so that
+#: Sentinel's resolve-hostnames/announce-hostnames path is the one exercised.
+NAME = "localhost"
 
 
 def wait_for(what: str, check: Callable[[], bool], seconds: float, logs: Callable[[], str] = lambda: "") -> float:
@@ -142,7 +145,7 @@ def write_redis_files(deployment: Deployment, index: int, root: Path) -> Path:
                                     port=group.instances[index].port, bind=HOST)
     conf = config_files.redis_conf(paths, memory_limit=Memory.parse("64Mi"), maxmemory_percent=80,
                                    eviction_policy="noeviction")
-    conf += sentinel_files.replication_conf(group, index, passwords, announce_host=HOST)
+    conf += sentinel_files.replication_conf(group, index, passwords, announce_host=NAME)
     (root / "redis.conf").write_text(conf)
     return root / "redis.conf"
 
@@ -153,8 +156,8 @@ def deployment() -> Iterator[Deployment]:
     server, sentinel = require_tool("redis-server"), require_tool("redis-sentinel")
     require_tool("redis-cli")
     top = Path(tempfile.mkdtemp(prefix="codai-sentinel-"))
-    group = SentinelGroup(MASTER, tuple(Address(HOST, free_port()) for _ in range(3)),
-                          tuple(Address(HOST, free_port()) for _ in range(3)), quorum=2,
+    group = SentinelGroup(MASTER, tuple(Address(NAME, free_port()) for _ in range(3)),
+                          tuple(Address(NAME, free_port()) for _ in range(3)), quorum=2,
                           down_after_ms=DOWN_AFTER_MS, failover_timeout_ms=FAILOVER_TIMEOUT_MS)
     names = (*SERVICES, sentinel_files.REPLICATION_USER, sentinel_files.SENTINEL_USER, acl.EXPORTER_USER)
     found = Deployment(group, {name: f"{name}-{os.urandom(12).hex()}" for name in names})
