@@ -43,6 +43,10 @@ class TierPolicy:
     pdb_max_unavailable: int | str
     #: How long a pod is given to finish in-flight requests after SIGTERM.
     termination_grace_seconds: int
+    #: PgBouncer's server connections per service database and pooler instance (transaction mode).
+    #: Core services take every request's identity and memory lookups: twice the others' pool.
+    #: components/data/connection_budget.py checks the sum fits the server (docs/data.md).
+    database_pool_size: int
 
     @property
     def scrape_interval(self) -> str:
@@ -63,6 +67,7 @@ TIER_POLICIES: dict[Tier, TierPolicy] = {
         max_surge="25%",
         pdb_max_unavailable=1,
         termination_grace_seconds=45,
+        database_pool_size=4,
     ),
     Tier.BUSINESS: TierPolicy(
         tier=Tier.BUSINESS,
@@ -73,6 +78,7 @@ TIER_POLICIES: dict[Tier, TierPolicy] = {
         max_surge="25%",
         pdb_max_unavailable=1,
         termination_grace_seconds=30,
+        database_pool_size=2,
     ),
     Tier.SUPPORT: TierPolicy(
         tier=Tier.SUPPORT,
@@ -83,5 +89,6 @@ TIER_POLICIES: dict[Tier, TierPolicy] = {
         max_surge="50%",
         pdb_max_unavailable="50%",
         termination_grace_seconds=30,
+        database_pool_size=2,
     ),
 }

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 
 from components.data import sql
 from services.model import ServiceSpec
-from services.tiers import Tier
+from services.tiers import TIER_POLICIES, Tier
 
 #: The login PgBouncer runs ``auth_query`` as: the name CloudNativePG's Pooler uses.
 AUTH_ROLE = "cnpg_pooler_pgbouncer"
-#: Server connections per service database and pooler instance. Core services take every
-#: request's identity and memory lookups, so they get twice the others' pool. With the catalog's
-#: 23 PostgreSQL services (3 core) and 3 poolers that is (3 x 4 + 20 x 2) x 3 = 156 connections,
-#: under 200 - 15 reserved = 185, leaving 29 for new services or a bigger pool where one needs it.
-POOL_SIZE_BY_TIER: Mapping[Tier, int] = {Tier.CORE: 4, Tier.BUSINESS: 2, Tier.SUPPORT: 2}
+#: Server connections per service database and pooler instance: the tier's policy
+#: (``TierPolicy.database_pool_size``). With the catalog's 23 PostgreSQL services (3 core, 4 each;
+#: the others 2) and 3 poolers that is (3 x 4 + 20 x 2) x 3 = 156 connections, under 200 - 15
+#: reserved = 185, leaving 29 for new services or a bigger pool where one needs it.
+POOL_SIZE_BY_TIER: Mapping[Tier, int] = {tier: policy.database_pool_size for tier, policy in TIER_POLICIES.items()}
 #: What one pod's driver pool opens to PgBouncer (most drivers default to 10); client connections
 #: cost PgBouncer a few kB each, not a server process.
 CLIENT_CONNECTIONS_PER_POD = 10
