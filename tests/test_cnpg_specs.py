@@ -122,7 +122,9 @@ def test_production_runs_three_instances_spread_over_zones_and_nodes():
     assert spec["imageName"] == "ghcr.io/cloudnative-pg/postgresql:16.4"
     assert spec["storage"] == {"size": "100Gi", "storageClass": "fast-ssd"}
     assert spec["resources"] == RESOURCES
-    assert spec["postgresql"] == {"parameters": {"max_connections": "200", "work_mem": "8MB"}}
+    assert spec["postgresql"] == {"parameters": {"max_connections": "200", "work_mem": "8MB"},
+                                  # a role reaches only the database of its own name; nothing else gets in
+                                  "pg_hba": ["host sameuser all all scram-sha-256", "host all all all reject"]}
 
 
 def test_even_instance_counts_are_fine_and_staging_has_one():

@@ -82,6 +82,8 @@ class Postgres:
     root: Path
     port: int
     account: tuple[int, int] | None
+    #: Lines after the generated pg_hba.conf (a pooler's lookup role, as CloudNativePG's own rules admit it).
+    extra_hba: str = ""
 
     @property
     def socket_dir(self) -> Path:
@@ -97,7 +99,7 @@ class Postgres:
         """Copies ``template`` (an initdb'd data directory: much faster than initdb) and starts on it."""
         self.socket_dir.mkdir()
         hba = self.root / "pg_hba.conf"
-        hba.write_text(config_files.pg_hba_conf(ADMIN))
+        hba.write_text(config_files.pg_hba_conf(ADMIN, sql.MONITOR_ROLE) + self.extra_hba)
         conf = self.root / "postgresql.conf"
         paths = config_files.PostgresPaths(hba_file=str(hba), socket_dir=str(self.socket_dir), port=self.port)
         conf.write_text(config_files.postgresql_conf(paths, memory_limit=Memory.parse("1Gi"), max_connections=50))
@@ -253,10 +255,17 @@ def test_the_bootstrap_never_drops_or_deletes():
 def test_a_service_reaches_its_own_database_only(primary: Postgres, secrets: Secrets):
     codai = {"user": "codai", "password": secrets.passwords["codai"]}
     denied = primary.psql("SELECT 1", database="wallet", check=False, **codai)
-    assert denied.returncode != 0 and 'permission denied for database "wallet"' in denied.stderr
+    assert denied.returncode != 0 and 'no pg_hba.conf entry for host "127.0.0.1", user "codai", database "wallet"' \
+        in denied.stderr
     for shared in sql.SHARED_DATABASES:
         refused = primary.psql("SELECT 1", database=shared, check=False, **codai)
-        assert "permission denied" in refused.stderr
+        assert "no pg_hba.conf entry" in refused.stderr
+    # pg_hba.conf holds even where a GRANT would let the role in (the bootstrap's REVOKE undone by hand).
+    primary.psql('GRANT CONNECT ON DATABASE "wallet" TO codai')
+    try:
+        assert "no pg_hba.conf entry" in primary.psql("SELECT 1", database="wallet", check=False, **codai).stderr
+    finally:
+        primary.psql('REVOKE CONNECT ON DATABASE "wallet" FROM codai')
     # Even with a table handed over explicitly, reading another database needs a connection to it.
     primary.psql("GRANT SELECT ON items TO codai", database="wallet", user="wallet",
                  password=secrets.passwords["wallet"])

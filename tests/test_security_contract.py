@@ -643,8 +643,12 @@ def test_postgres_roles_privileges_and_authentication_are_exactly(stack):
         assert not re.search(r"(?<!NO)(SUPERUSER|CREATEDB|CREATEROLE|REPLICATION|BYPASSRLS)\b", line), line
     config = run.get("ConfigMap", "postgres-config")["data"]
     hba = [line.split() for line in config["pg_hba.conf"].splitlines() if line and not line.startswith("#")]
-    assert hba == [["local", "all", "postgres", "trust"], ["host", "all", "all", "0.0.0.0/0", "scram-sha-256"],
-                   ["host", "all", "all", "::/0", "scram-sha-256"]]
+    # Each service's role reaches the database of its own name only; the administrator every database;
+    # the exporter's role the postgres database; all over SCRAM. Nothing else is admitted.
+    assert hba == [["local", "all", "postgres", "trust"],
+                   *(["host", database, user, address, "scram-sha-256"]
+                     for database, user in (("sameuser", "all"), ("all", "postgres"), ("postgres", "codai_monitor"))
+                     for address in ("0.0.0.0/0", "::/0"))]
     assert "password_encryption = 'scram-sha-256'" in config["postgresql.conf"].splitlines()
 
 

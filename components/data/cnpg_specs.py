@@ -9,10 +9,9 @@ What carries over from today's server, and how:
 
 - one login role per service with a CONNECTION LIMIT and no other right: ``spec.managed.roles``,
   which the operator keeps as declared (it reverts a role changed by hand);
-- one database per service, owned by its role: a ``Database`` object each (:func:`database_spec`),
-  kept when the object is deleted (``databaseReclaimPolicy: retain``: nothing here drops data);
-- spread over zones and nodes, with a priority class, requests and limits, the platform's labels;
-- PgBouncer in transaction mode with the budget of ``connection_budget.py``: a ``Pooler``.
+- one database per service, owned by its role: a ``Database`` object each (kept when the object is
+  deleted: ``databaseReclaimPolicy: retain``); each role reaches its own database only (``SERVICE_HBA``);
+- spread over zones and nodes, priority class, requests and limits, labels; PgBouncer: a ``Pooler``.
 """
 
 from __future__ import annotations
@@ -33,6 +32,9 @@ CLUSTER_LABEL = "cnpg.io/cluster"
 POOLER_LABEL = "cnpg.io/poolerName"
 #: Roles the operator owns: its superuser, its replication login and the Pooler's auth_query login.
 OPERATOR_ROLES = frozenset({"postgres", "streaming_replica", AUTH_ROLE})
+#: pg_hba lines after the operator's own (its replication and pooler logins, by certificate): a role reaches
+#: the database of its own name only, as ``config_files.pg_hba_conf`` says for the StatefulSet; nothing else.
+SERVICE_HBA = ("host sameuser all all scram-sha-256", "host all all all reject")
 #: Databases the Database CRD refuses by CEL rules (which a JSON schema check does not run).
 RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
 #: The Docker Hub image the StatefulSet runs has no barman-cloud: backups and recovery would fail.
@@ -160,10 +162,8 @@ def zone_spread(match_labels: Mapping[str, str], *keys: str, template_hash: bool
 def cluster_spec(plan: ClusterPlan) -> dict[str, Any]:
     """The ``spec`` of the Cluster ``plan`` describes; bootstrapped by ``initdb`` (the default).
 
-    Superuser access is off: the operator's instance manager creates the managed roles and the
-    Database objects itself, through the pod's local socket, so nothing needs ``postgres``'s
-    password. Today's bootstrap Job (``sql.bootstrap_sql``, psql over the network as the
-    administrator) would need it on; its work moves to the roles and Database objects instead.
+    Superuser access is off: the instance manager creates the roles and Databases over the pod's
+    socket, and ``SERVICE_HBA`` does what the bootstrap's REVOKEs do, so no Job needs ``postgres``.
     """
     storage: dict[str, Any] = {"size": plan.storage_size}
     if plan.storage_class:
@@ -173,7 +173,8 @@ def cluster_spec(plan: ClusterPlan) -> dict[str, Any]:
         "imageName": plan.image,
         "storage": storage,
         "resources": checked_resources("cluster", plan.resources),
-        "postgresql": {"parameters": {"max_connections": str(plan.max_connections), **plan.parameters}},
+        "postgresql": {"parameters": {"max_connections": str(plan.max_connections), **plan.parameters},
+                       "pg_hba": list(SERVICE_HBA)},
         "managed": {"roles": [role.spec() for role in plan.roles]},
         "enableSuperuserAccess": plan.superuser_access,
         # Updates restart the standbys first, then move the primary to an updated standby

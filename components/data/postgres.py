@@ -172,7 +172,7 @@ class Postgres(DataComponent[PostgresSettings]):
             "postgresql.conf": config_files.postgresql_conf(
                 paths, memory_limit=memory_limit, max_connections=self.pg.max_connections,
                 parameters=self.pg.parameters),
-            "pg_hba.conf": config_files.pg_hba_conf(ADMIN_USER),
+            "pg_hba.conf": config_files.pg_hba_conf(ADMIN_USER, sql.MONITOR_ROLE),
         }
         config = k8s.core.v1.ConfigMap(
             f"{self.name}-config",
