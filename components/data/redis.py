@@ -57,7 +57,6 @@ class Redis(DataComponent[RedisSettings]):
     def build(self) -> None:
         self.redis = self.settings
 
-        self.replicated = self.sizing.instances > 1
         passwords: dict[str, pulumi.Input[str]] = {**self.client_secrets(self._client_data)}
         users = [acl.service_user(spec.name) for spec in self.clients]
         external = self.redis.external
@@ -97,7 +96,7 @@ class Redis(DataComponent[RedisSettings]):
         external = self.redis.external
         tls = bool(external and external.tls)
         port = str(self.server_port)
-        if self.sizing.instances > 1 and external is None:
+        if self.replicated:
             # Any server may be the master after a failover: the client asks the sentinels (docs/data.md).
             return {**redis_replication.discovery_env(self, spec.name), "REDIS_PASSWORD": password,
                     "REDIS_TLS": "false", "REDIS_KEY_PREFIX": acl.key_prefix(spec.name)}
@@ -113,9 +112,14 @@ class Redis(DataComponent[RedisSettings]):
             "REDIS_KEY_PREFIX": acl.key_prefix(spec.name),
         }
 
+    @property
+    def replicated(self) -> bool:
+        """More than one server in the cluster, under Sentinel (a managed server's replicas are its provider's)."""
+        return self.redis.external is None and self.sizing.instances > 1
+
     def client_ports(self) -> list[int]:
         """A replicated Redis: the clients also ask the sentinels, on the same pods."""
-        sentinel = [redis_replication.SENTINEL_PORT.number] if self.sizing.instances > 1 else []
+        sentinel = [redis_replication.SENTINEL_PORT.number] if self.replicated else []
         return [*super().client_ports(), *sentinel]
 
     def _server(self, acl_text: pulumi.Output[str],
