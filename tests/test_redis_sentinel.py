@@ -140,7 +140,7 @@ def write_redis_files(deployment: Deployment, index: int, root: Path) -> Path:
     group, passwords = deployment.group, deployment.passwords
     users = [*(acl.service_user(s) for s in SERVICES), acl.default_user(), *sentinel_files.server_users()]
     (root / "users.acl").write_text(acl.acl_file(users, passwords))
-    (root / "data").mkdir()
+    (root / "data").mkdir(exist_ok=True)  # a restart keeps the data, as a pod keeps its volume
     paths = config_files.RedisPaths(data_dir=str(root / "data"), acl_file=str(root / "users.acl"),
                                     port=group.instances[index].port, bind=HOST)
     conf = config_files.redis_conf(paths, memory_limit=Memory.parse("64Mi"), maxmemory_percent=80,
@@ -400,6 +400,42 @@ def test_the_exporter_reads_the_quorum_and_changes_nothing(deployment: Deploymen
                 exporter(*command)
     finally:
         exporter.close()
+
+
+def test_a_restarted_old_master_and_sentinel_start_from_their_files_and_are_repointed(
+        deployment: Deployment, failover: Failover):
+    """What a pod does after a failover: it starts again from the generated files (the old master's say it
+    is master, its sentinel's that the old master is). Refused writes until the sentinels repoint it."""
+    old, new = deployment.node_at(failover.old_master), deployment.node_at(failover.new_master)
+    index = deployment.redis.index(old)
+    write_redis_files(deployment, index, old.root)
+    old.start()
+    codai = ServiceClient(sentinel_files.client_env(sentinel_files.discovery_for(deployment.group, "codai")),
+                          deployment.passwords["codai"])
+    wait_for("the old master answers", lambda: deployment.role(old) in ("master", "slave"), 10, deployment.logs)
+    # Whether it still thinks it is master (no replica: NOREPLICAS) or is already a replica (READONLY).
+    with pytest.raises(RedisError, match=r"NOREPLICAS|READONLY"):
+        codai.cli(str(old.address), "SET", "codai:stale", "lost")
+    wait_for("the sentinels make the old master a replica of the new one",
+             lambda: deployment.role(old) == "slave" and "master_link_status:up" in deployment.info(old, "replication")
+             and f"master_port:{new.address.port}" in deployment.info(old, "replication"), 30, deployment.logs)
+    sentinel = deployment.sentinels[index]
+    sentinel.stop()
+    conf = sentinel_files.sentinel_conf(deployment.group, index, deployment.passwords, SERVICES,
+                                        data_dir=str(sentinel.root), bind=HOST,
+                                        observers=[sentinel_files.exporter_user()])
+    (sentinel.root / "sentinel.conf").write_text(conf)  # names the old master, as the generated file does
+    sentinel.start()
+    wait_for("the restarted sentinel learns the new master from the others",
+             lambda: deployment.master_seen_by(sentinel) == failover.new_master, 30, deployment.logs)
+    # Nothing acknowledged before or during the failover is missing on the old master, now a replica.
+    replica = old.client("codai", deployment.passwords["codai"])
+    try:
+        for key in [*failover.before, *failover.writer.acknowledged]:
+            assert replica("GET", key) is not None, key
+        assert replica("GET", "codai:stale") is None
+    finally:
+        replica.close()
 
 
 # --- the generated text ---------------------------------------------------------------------------------
