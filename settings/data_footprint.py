@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from settings.data_sizing import SENTINEL_RESOURCES
 from settings.defaults import SizingProfile
 from settings.postgres import PostgresSettings, backup_storage
 from settings.quantities import Cpu, Memory
@@ -30,9 +29,7 @@ def footprint(postgres: PostgresSettings, redis: RedisSettings, profile: SizingP
         if not settings.in_cluster:
             continue
         sizing = settings.sizing(profile)
-        containers = [sizing.server, sizing.exporter]
-        if sizing.instances > 1:  # replicated Redis: a sentinel and its exporter beside each server
-            containers += [SENTINEL_RESOURCES, SENTINEL_RESOURCES]
+        containers = settings.pod_containers(sizing)
         n = sizing.instances
         cpu += n * sum(c.cpu_request.millis for c in containers)
         memory += n * sum(c.memory_request.bytes for c in containers)

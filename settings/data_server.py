@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, IPvAnyNetwork
 
 from settings.base import DnsLabel, Problem, SecretKey, SettingsModel
-from settings.data_sizing import ServerSizing
+from settings.data_sizing import ContainerResources, ServerSizing
 from settings.data_values import Host
 from settings.defaults import SizingProfile
 from settings.quantities import Memory
@@ -79,6 +79,10 @@ class ServerSettings(SettingsModel):
             backup_storage=row.backup_storage,
             instances=self.instance_count(row),
         )
+
+    def pod_containers(self, sizing: ServerSizing) -> list[ContainerResources]:
+        """The containers of one server pod, as the quota counts them: the server and its exporter."""
+        return [sizing.server, sizing.exporter]
 
     def instance_count(self, row: ServerSizing) -> int:
         """The stack's own count where a server has one (Redis), else the profile's."""

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from settings.data_server import ExternalServer, ServerSettings
-from settings.data_sizing import REDIS_SIZING, ServerSizing
+from settings.data_sizing import REDIS_SIZING, SENTINEL_RESOURCES, ContainerResources, ServerSizing
 from settings.data_values import PinnedImage
 from settings.defaults import SizingProfile
 
@@ -63,6 +63,11 @@ class RedisSettings(ServerSettings):
 
     def instance_count(self, row: ServerSizing) -> int:
         return self.instances or row.instances
+
+    def pod_containers(self, sizing: ServerSizing) -> list[ContainerResources]:
+        """Replicated: a sentinel and the sentinel's exporter beside each server."""
+        sentinel = [SENTINEL_RESOURCES, SENTINEL_RESOURCES] if sizing.instances > 1 else []
+        return [*super().pod_containers(sizing), *sentinel]
 
     @model_validator(mode="after")
     def _rules(self) -> RedisSettings:
