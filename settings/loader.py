@@ -15,8 +15,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.catalog import CATALOG, Catalog
+from services.model import Dependency
 from services.tiers import Tier
 from settings.base import Problem
+from settings.connection_budget import (
+    MAX_CLIENT_CONN,
+    Budget,
+    ConnectionBudgetError,
+    Refusal,
+    Reserved,
+    ServiceConnections,
+    budget,
+    catalog_connections,
+)
 from settings.data import Footprint, footprint
 from settings.environment import ResolvedQuota
 from settings.quantities import Cpu, Memory
@@ -58,7 +69,33 @@ class StackPlan:
     def data_tier(self) -> Footprint:
         """What the in-cluster PostgreSQL and Redis (servers, exporters, volumes) take from the quota."""
         settings = self.settings
-        return footprint(settings.postgres, settings.redis, settings.environment.sizing)
+        return footprint(settings.postgres, settings.redis, settings.environment.sizing,
+                         poolers=len(self.pooled_tiers))
+
+    @property
+    def pooled_tiers(self) -> list[Tier]:
+        """The tiers with a PostgreSQL client: each gets its own Pooler (one pool size per Pooler)."""
+        return sorted({s.tier for s in self.services if s.spec.uses_dependency(Dependency.POSTGRES)})
+
+    @property
+    def postgres_clients(self) -> list[ServiceConnections]:
+        """Each PostgreSQL client's share of the connection budget: its tier's pool and Pooler, and every pod
+        it may run at once (replicas.max plus canaries and idle colours: each pod may connect)."""
+        clients = [s for s in self.services if s.spec.uses_dependency(Dependency.POSTGRES)]
+        ceilings = {s.name: s.replicas_max + s.fixed_replicas for s in clients}
+        return catalog_connections([s.spec for s in clients], ceilings)
+
+    @property
+    def connection_budget(self) -> Budget | None:
+        """The in-cluster server's connection budget, one Pooler per tier (``Budget.served_by(tier.value)``);
+        None for an external server or without PostgreSQL clients. A budget that does not fit raises
+        :class:`ConnectionBudgetError`, which :func:`load_settings` has reported already."""
+        postgres, clients = self.settings.postgres, self.postgres_clients
+        if not postgres.in_cluster or not clients:
+            return None
+        sizing = postgres.sizing(self.settings.environment.sizing)
+        return budget(clients, max_connections=postgres.max_connections, pooler_instances=sizing.pooler_instances,
+                      reserved=Reserved(postgres_instances=sizing.instances))
 
     def demand(self, *, at_max: bool = True) -> Demand:
         """Requests, memory limits and pods of every service at its HPA ceiling (plus canaries and idle
@@ -104,6 +141,8 @@ def load_settings(stack: str, config: Mapping[str, Any], catalog: Catalog = CATA
     plan = StackPlan(stack=stack, settings=settings, services=tuple(services), quota=quota)
     if not problems:
         problems += _cross_key_problems(settings) + _capacity_problems(plan)
+    if not problems:
+        problems += _budget_problems(plan)
     if problems:
         raise SettingsError(stack, problems)
     return plan
@@ -145,6 +184,28 @@ def _capacity_problems(plan: StackPlan) -> list[Problem]:
         for key, needed, limit in checks
         if _amount(needed) > _amount(limit)
     ]
+
+
+def _budget_problems(plan: StackPlan) -> list[Problem]:
+    """Pools the in-cluster server or a tier's Pooler cannot hold (docs/data.md), at the key that changes them."""
+    try:
+        if plan.connection_budget is not None:
+            return []
+    except ConnectionBudgetError as error:
+        return [_budget_problem(refusal, plan) for refusal in error.refusals]
+    return []
+
+
+def _budget_problem(refusal: Refusal, plan: StackPlan) -> Problem:
+    instances = plan.settings.postgres.sizing(plan.settings.environment.sizing).pooler_instances
+    if refusal.side == "server":
+        return ("postgres.maxConnections", f"{refusal.message}; raise postgres.maxConnections to at least "
+                f"{refusal.needed}, or run fewer PgBouncers per Pooler (postgres.pooler.instances, {instances}): "
+                "each holds every pool of its tier")
+    enough = -(-refusal.needed // MAX_CLIENT_CONN)
+    return ("postgres.pooler.instances", f"{refusal.message}; raise postgres.pooler.instances to at least {enough} "
+            f"(each also holds the tier's pools on the server), or lower tiers.{refusal.pooler}.replicas.max or "
+            "the replicas.max of its largest services")
 
 
 def _amount(quantity: Cpu | Memory | int) -> int:

@@ -24,7 +24,7 @@ from components.data.cnpg_specs import (
     pooler_spec,
     recovery_cluster_spec,
 )
-from components.data.connection_budget import ServiceConnections, budget
+from settings.connection_budget import ServiceConnections, budget
 from tests.conftest import ROOT
 from tools.crd_schemas import CrdSchemas, load_crd_schemas, validate_objects
 

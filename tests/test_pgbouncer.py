@@ -1,6 +1,7 @@
 """PgBouncer in front of PostgreSQL: the connection budget, and the generated files on real servers.
 
-The budget's arithmetic and refusals are checked as literal text, with the real catalog's figures.
+The budget's arithmetic (settings/connection_budget.py) and refusals are checked as literal text, with
+the real catalog's figures behind one Pooler per tier.
 Then PostgreSQL (bootstrapped by the generated SQL) and Debian's PgBouncer start on loopback,
 configured only from ``pgbouncer_ini`` and ``pooler_auth_sql``; 200 clients at once must all get
 through while the server never sees more backends than the pools allow. Debian 12 ships PgBouncer
@@ -25,10 +26,11 @@ from typing import Any
 
 import pytest
 
-from components.data import connection_budget as cb
+from components.data import connection_budget as pgb
 from components.data import sql
 from services.catalog import CATALOG
 from services.model import Dependency
+from settings import connection_budget as cb
 from settings.loader import load_settings
 from tests.conftest import require_tool
 from tests.test_data_servers import ADMIN, Postgres, free_port, postgres_bin, private_dir, run, server_account
@@ -53,18 +55,31 @@ def stack_ceilings(stack: str) -> dict[str, int]:
     return {service.spec.name: service.replicas_max for service in plan.services}
 
 
-@pytest.mark.parametrize(("stack", "clients"), [("production", 1530), ("staging", 590)])
-def test_the_catalog_fits_200_connections_behind_3_poolers(stack: str, clients: int):
+#: Per stack: PgBouncers per Pooler and PostgreSQL instances (the sizing profile's), the reserved
+#: standbys and pooler auth, (server connections, capacity, spare), and each tier's Pooler's clients.
+STACK_FIGURES = {
+    "production": (2, 3, {"standbys": 2, "pooler auth": 6}, (104, 182, 78),
+                   {"business": 560, "core": 450, "support": 520}),
+    "staging": (1, 1, {"standbys": 0, "pooler auth": 3}, (52, 187, 135),
+                {"business": 210, "core": 120, "support": 260}),
+}
+
+
+@pytest.mark.parametrize("stack", sorted(STACK_FIGURES))
+def test_the_catalog_fits_200_connections_behind_a_pooler_per_tier(stack: str):
+    pgbouncers, instances, reserved, server, clients = STACK_FIGURES[stack]
     specs = CATALOG.using(Dependency.POSTGRES)
     services = cb.catalog_connections(specs, stack_ceilings(stack))
-    result = cb.budget(services, max_connections=200, pooler_instances=3)
+    result = cb.budget(services, max_connections=200, pooler_instances=pgbouncers,
+                       reserved=cb.Reserved(postgres_instances=instances))
     assert len(services) == 23
     assert sorted(s.name for s in services if s.pool_size == 4) == ["codai", "logai", "memorai"]
-    assert result.reserved == {"superuser": 3, "monitor": 5, "jobs": 2, "standbys": 2, "pooler auth": 3}
-    assert (result.server_connections, result.server_capacity, result.spare_server_connections) == (156, 185, 29)
-    assert (result.client_connections, result.client_capacity) == (clients, 3000)
-    # One pooler down, the two left still take every pod at its ceiling.
-    assert result.client_connections <= 2 * cb.MAX_CLIENT_CONN
+    assert {s.pooler for s in services if s.pool_size == 4} == {"core"}
+    assert result.reserved == {"superuser": 3, "monitor": 5, "jobs": 2, **reserved}
+    assert (result.server_connections, result.server_capacity, result.spare_server_connections) == server
+    assert (result.clients, result.client_capacity) == (clients, 1000 * pgbouncers)
+    # One PgBouncer of a Pooler down, the one left still takes every pod of its tier at its ceiling.
+    assert pgbouncers == 1 or max(result.clients.values()) <= (pgbouncers - 1) * cb.MAX_CLIENT_CONN
 
 
 def test_a_server_side_that_does_not_fit_is_refused_with_its_figures():
@@ -72,7 +87,7 @@ def test_a_server_side_that_does_not_fit_is_refused_with_its_figures():
     with pytest.raises(cb.ConnectionBudgetError) as refused:
         cb.budget(services, max_connections=200, pooler_instances=2, reserved=cb.Reserved(auth_per_pooler=0))
     assert str(refused.value) == (
-        "server side over budget: 23 services x pool 10 x 2 poolers = 460 server connections > "
+        "server side over budget: 23 services x pool 10 x 2 PgBouncers per Pooler = 460 server connections > "
         "max_connections 200 - 12 reserved (superuser 3, monitor 5, jobs 2, standbys 2, pooler auth 0) = 188; "
         "largest: admin 20, aide 20, ajutai 20, analizai 20, bancai 20, ...")
 
@@ -80,20 +95,25 @@ def test_a_server_side_that_does_not_fit_is_refused_with_its_figures():
 def test_the_largest_pools_are_named_first():
     services = services_of(("admin", "codai", "logai"))
     with pytest.raises(cb.ConnectionBudgetError) as refused:
-        cb.budget(services, max_connections=30, pooler_instances=3)
+        cb.budget(services, max_connections=36, pooler_instances=3)
+    # Two Poolers (core, support) of 3 PgBouncers: 6 auth_query connections.
     assert str(refused.value) == (
-        "server side over budget: 3 services: sum of pool_size 10 x 3 poolers = 30 server connections > "
-        "max_connections 30 - 15 reserved (superuser 3, monitor 5, jobs 2, standbys 2, pooler auth 3) = 15; "
-        "largest: codai 12, logai 12, admin 6")
+        "server side over budget: 3 services: sum of pool_size 10 x 3 PgBouncers per Pooler = 30 server "
+        "connections > max_connections 36 - 18 reserved (superuser 3, monitor 5, jobs 2, standbys 2, pooler auth 6) "
+        "= 18; largest: codai 12, logai 12, admin 6")
+    assert [(refusal.side, refusal.needed) for refusal in refused.value.refusals] == [("server", 48)]
 
 
 def test_a_client_side_that_does_not_fit_is_refused_with_its_figures():
-    services = [*services_of(("admin", "codai")), cb.ServiceConnections("logai", 4, 20, 15)]
+    services = [*services_of(("admin", "codai", "wallet")), cb.ServiceConnections("logai", 4, 20, 14, "core")]
     with pytest.raises(cb.ConnectionBudgetError) as refused:
-        cb.budget(services, max_connections=200, pooler_instances=1, max_client_conn=300)
+        cb.budget(services, max_connections=200, pooler_instances=1, max_client_conn=290)
+    # Each Pooler on its own: the core tier's 300 overrun its 290, the others' 20 each do not.
     assert str(refused.value) == (
-        "client side over budget: 3 services: sum of client_connections_per_pod x max_replicas = 340 client "
-        "connections > max_client_conn 300 x 1 poolers = 300; largest: logai 300, admin 20, codai 20")
+        "client side over budget in the core Pooler: 2 services: sum of client_connections_per_pod x max_replicas "
+        "= 300 client connections > max_client_conn 290 x 1 PgBouncer = 290; largest: logai 280, codai 20")
+    assert [(refusal.side, refusal.pooler, refusal.needed) for refusal in refused.value.refusals] == [
+        ("client", "core", 300)]
 
 
 def test_both_sides_over_budget_are_named_together():
@@ -102,10 +122,10 @@ def test_both_sides_over_budget_are_named_together():
         cb.budget(services, max_connections=60, pooler_instances=1, max_client_conn=100,
                   reserved=cb.Reserved(postgres_instances=1))
     assert str(refused.value) == (
-        "server side over budget: 1 services x pool 50 x 1 pooler = 50 server connections > "
+        "server side over budget: 1 services x pool 50 x 1 PgBouncer per Pooler = 50 server connections > "
         "max_connections 60 - 11 reserved (superuser 3, monitor 5, jobs 2, standbys 0, pooler auth 1) = 49; "
         "largest: codai 50; and client side over budget: 1 services: sum of client_connections_per_pod x "
-        "max_replicas = 1000 client connections > max_client_conn 100 x 1 poolers = 100; largest: codai 1000")
+        "max_replicas = 1000 client connections > max_client_conn 100 x 1 PgBouncer = 100; largest: codai 1000")
     assert isinstance(refused.value, ValueError)
 
 
@@ -126,8 +146,8 @@ def test_malformed_figures_are_refused(call: Callable[[], object], message: str)
 
 
 def test_the_ini_is_what_cloudnative_pgs_pooler_runs():
-    config = cb.PoolerConfig(server_host="postgres-rw", auth_file="/etc/pgbouncer/userlist.txt")
-    assert cb.pgbouncer_ini(services_of(("kodex", "codai")), config) == """\
+    config = pgb.PoolerConfig(server_host="postgres-rw", auth_file="/etc/pgbouncer/userlist.txt")
+    assert pgb.pgbouncer_ini(services_of(("kodex", "codai")), config) == """\
 ; Generated by components/data/connection_budget.py.
 [databases]
 codai = host=postgres-rw port=5432 dbname=codai pool_size=4 max_db_connections=4
@@ -155,21 +175,21 @@ server_tls_sslmode = disable
 
 
 def test_without_auth_dbname_the_lookup_runs_in_each_service_database():
-    config = cb.PoolerConfig(server_host="127.0.0.1", auth_file="/p/u", server_port=5999, listen_addr="127.0.0.1",
+    config = pgb.PoolerConfig(server_host="127.0.0.1", auth_file="/p/u", server_port=5999, listen_addr="127.0.0.1",
                              listen_port=6999, max_client_conn=300, auth_dbname=None)
-    text = cb.pgbouncer_ini(services_of(("wallet",)), config)
+    text = pgb.pgbouncer_ini(services_of(("wallet",)), config)
     assert text.splitlines()[2:4] == [
         "wallet = host=127.0.0.1 port=5999 dbname=wallet pool_size=2 max_db_connections=2", ""]
     assert "auth_query = SELECT usename, passwd FROM pgbouncer.user_search($1)\n" in text
     assert "auth_dbname" not in text and "max_client_conn = 300\n" in text and "listen_port = 6999\n" in text
-    assert cb.auth_file('pa"ss') == '"cnpg_pooler_pgbouncer" "pa""ss"\n'
+    assert pgb.auth_file('pa"ss') == '"cnpg_pooler_pgbouncer" "pa""ss"\n'
     with pytest.raises(ValueError, match="auth role"):
-        cb.pgbouncer_ini([cb.ServiceConnections("cnpg-pooler-pgbouncer", 1, 1, 1)], config)
+        pgb.pgbouncer_ini([cb.ServiceConnections("cnpg-pooler-pgbouncer", 1, 1, 1)], config)
 
 
 def test_the_auth_sql_grants_the_lookup_and_nothing_else():
-    config = cb.PoolerConfig(server_host="postgres-rw", auth_file="/p/u")
-    text = cb.pooler_auth_sql(services_of(("codai",)), config, password_dir="/run/pw", pooler_instances=3)
+    config = pgb.PoolerConfig(server_host="postgres-rw", auth_file="/p/u")
+    text = pgb.pooler_auth_sql(services_of(("codai",)), config, password_dir="/run/pw", pooler_instances=3)
     assert text.split("\\unset password\n", 1)[1] == """
 GRANT CONNECT ON DATABASE "postgres" TO "cnpg_pooler_pgbouncer";
 \\connect "postgres"
@@ -239,7 +259,7 @@ def start_server(pg_bin: Path, account: tuple[int, int] | None, cleanup: ExitSta
                        "--locale=C", "--auth=reject")
     # The pooler's lookup role reaches every database (PgBouncer 1.18 runs auth_query in each), as
     # CloudNativePG's own pg_hba rules admit it ahead of ours.
-    lookup = "".join(f"host all {cb.AUTH_ROLE} {address} scram-sha-256\n" for address in ("0.0.0.0/0", "::/0"))
+    lookup = "".join(f"host all {pgb.AUTH_ROLE} {address} scram-sha-256\n" for address in ("0.0.0.0/0", "::/0"))
     server = Postgres(pg_bin, private_dir("codai-pgb-", account), free_port(), account, extra_hba=lookup)
 
     def stop() -> None:
@@ -292,7 +312,7 @@ def start_stack(pgbouncer: str, secrets: Path, cleanup: ExitStack) -> Stack:
     server = start_server(postgres_bin(), account, cleanup)
     folder = private_dir("codai-pgbouncer-", account)
     cleanup.callback(shutil.rmtree, folder, ignore_errors=True)
-    passwords = {role: f"{role}-{os.urandom(12).hex()}" for role in (*SERVICES, sql.MONITOR_ROLE, cb.AUTH_ROLE)}
+    passwords = {role: f"{role}-{os.urandom(12).hex()}" for role in (*SERVICES, sql.MONITOR_ROLE, pgb.AUTH_ROLE)}
     for role, password in passwords.items():
         (secrets / role).write_text(password)
     plan = sql.BootstrapPlan(SERVICES, password_dir=str(secrets), connection_limit=10,
@@ -302,17 +322,17 @@ def start_stack(pgbouncer: str, secrets: Path, cleanup: ExitStack) -> Stack:
 
     services = services_of(SERVICES)
     port = free_port()
-    config = cb.PoolerConfig(server_host="127.0.0.1", server_port=server.port, listen_addr="127.0.0.1",
+    config = pgb.PoolerConfig(server_host="127.0.0.1", server_port=server.port, listen_addr="127.0.0.1",
                              listen_port=port, max_client_conn=250, auth_file=str(folder / "userlist.txt"),
                              auth_dbname=None)
-    (secrets / "auth.sql").write_text(cb.pooler_auth_sql(services, config, password_dir=str(secrets),
+    (secrets / "auth.sql").write_text(pgb.pooler_auth_sql(services, config, password_dir=str(secrets),
                                                          pooler_instances=1))
     server.script("bootstrap-postgres.sh", str(secrets / "auth.sql"))
-    (folder / "userlist.txt").write_text(cb.auth_file(passwords[cb.AUTH_ROLE]))
+    (folder / "userlist.txt").write_text(pgb.auth_file(passwords[pgb.AUTH_ROLE]))
     if account:
         os.chown(folder / "userlist.txt", *account)
     (folder / "userlist.txt").chmod(0o600)
-    process, log = start_pgbouncer(pgbouncer, folder, cb.pgbouncer_ini(services, config), account, cleanup)
+    process, log = start_pgbouncer(pgbouncer, folder, pgb.pgbouncer_ini(services, config), account, cleanup)
     wait_for_port(port, process, log)
     return Stack(server, port, passwords, services, log, secrets / "auth.sql")
 
@@ -383,7 +403,7 @@ def test_200_clients_share_the_pools_and_the_server_never_sees_more(pooler: Stac
     elapsed = time.monotonic() - began
     failures = [(name, code, err) for name, code, err in results if code != 0]
     assert failures == [], pooler.log.read_text()[-2000:]
-    pools = {service.database: service.pool_size for service in pooler.services}
+    pools = {pgb.database_name(service): service.pool_size for service in pooler.services}
     print(f"\n200 clients in {elapsed:.1f}s, {sampler.samples} samples; most backends {sampler.most}, "
           f"total {sampler.most_total} (budget {result.server_connections})")
     assert sampler.samples >= 10
@@ -417,7 +437,7 @@ def test_the_auth_role_reads_no_service_data_and_its_sql_runs_twice(pooler: Stac
     server = pooler.server
     server.psql("CREATE TABLE IF NOT EXISTS secrets (v text)", database="codai", user="codai",
                 password=pooler.passwords["codai"])
-    user, password = cb.AUTH_ROLE, pooler.passwords[cb.AUTH_ROLE]
+    user, password = pgb.AUTH_ROLE, pooler.passwords[pgb.AUTH_ROLE]
     read = server.psql("SELECT * FROM public.secrets", database="codai", user=user, password=password, check=False)
     assert read.returncode != 0 and "permission denied" in read.stderr
     state = ("SELECT rolconnlimit, rolsuper, (SELECT nspowner::regrole FROM pg_namespace WHERE nspname = 'pgbouncer'),"

@@ -47,6 +47,7 @@ from settings.environment import ResolvedQuota, Subject
 from settings.monitoring import DEFAULT_LATENCY_P95_SECONDS, SecretKeyRef
 from settings.quantities import Cpu, Memory
 from settings.rollout import BlueGreenSettings, CanarySettings, RolloutSettings
+from tools.offline import stack_values
 
 STACK = "staging"
 BASE: dict[str, Any] = {"environment": {"domain": "staging.codai.dev", "release": "2024.12.1"}}
@@ -296,6 +297,9 @@ CROSS_KEY_RULES = {
     *(f"{server.key}.{resources}:{kind}-request-above-limit" for server in ServerSettings.__subclasses__()
       for resources in ("resources", "exporterResources") for kind in ("cpu", "memory")),
     *(f"capacity:environment.quota.{to_camel(name)}" for name in ResolvedQuota.model_fields),
+    # The connection budget (settings.connection_budget): the server's side, and each tier's Pooler's.
+    "budget:postgres.maxConnections",
+    "budget:postgres.pooler.instances",
 }
 
 #: Validators that reshape a value and never reject one, each with the test that shows it.
@@ -756,9 +760,25 @@ def _redis_cases() -> list[Any]:
     ]
 
 
+#: Room in the quota for the support tier at 16 pods a service (the quota is checked first).
+ROOMY_QUOTA = {"pods": 500, "requestsCpu": "80", "requestsMemory": "200Gi", "limitsMemory": "400Gi"}
+
+
+def _budget_cases() -> list[Any]:
+    return [
+        case("pools-over-max-connections", "postgres", {"maxConnections": 60}, "maxConnections",
+             "server side over budget: 23 services: sum of pool_size 52 x 2 PgBouncers per Pooler = 104 server "
+             "connections > max_connections 60 - 18 reserved", "budget:postgres.maxConnections"),
+        case("pooler-clients-over-its-instances", "", {"tiers": {"support": {"replicas": {"max": 16}}},
+                                                       "environment": {"quota": ROOMY_QUOTA}},
+             "postgres.pooler.instances", "client side over budget in the support Pooler: 13 services",
+             "budget:postgres.pooler.instances"),
+    ]
+
+
 CASES = [*_environment_cases(), *_quota_cases(), *_workload_cases(), *_rollout_cases(), *_alert_cases(),
          *_receiver_cases(), *_monitoring_cases(), *_server_cases("postgres"), *_server_cases("redis"),
-         *_postgres_cases(), *_redis_cases()]
+         *_postgres_cases(), *_redis_cases(), *_budget_cases()]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -784,6 +804,80 @@ def test_latency_objectives_keep_the_tiers_left_out():
     config = merge(copy.deepcopy(BASE), {"monitoring": {"alerts": {"latencyP95Seconds": {"core": 0.25}}}})
     alerts = load_settings(STACK, config).settings.monitoring.alerts
     assert alerts.latency_p95_seconds == {**DEFAULT_LATENCY_P95_SECONDS, "core": 0.25}
+
+
+# --- 3. the connection budget of the stack files ---------------------------------------------------
+
+#: Each stack file's budget: PgBouncers per Pooler, reserved slots, (server connections, capacity,
+#: spare), each tier's Pooler's clients (every pod at its ceiling x 10) and what each Pooler accepts.
+STACK_BUDGETS = {
+    "production": (2, 18, (104, 182, 78), {"business": 560, "core": 450, "support": 520}, 2000),
+    "staging": (1, 13, (52, 187, 135), {"business": 210, "core": 120, "support": 260}, 1000),
+}
+
+
+def stack_with(stack: str, change: dict[str, Any]) -> dict[str, Any]:
+    return merge(copy.deepcopy(stack_values(stack)), change)
+
+
+@pytest.mark.parametrize("stack", sorted(STACK_BUDGETS))
+def test_each_stack_file_fits_its_connection_budget(stack: str):
+    budget = load_settings(stack, stack_values(stack)).connection_budget
+    assert budget is not None
+    print(f"\n{stack}: {budget.server_connections} server connections of {budget.server_capacity} "
+          f"({budget.max_connections} - {sum(budget.reserved.values())} reserved {dict(budget.reserved)}), "
+          f"{budget.spare_server_connections} spare; clients per Pooler {dict(budget.clients)} of "
+          f"{budget.client_capacity} each, spare {budget.spare_client_connections}")
+    pgbouncers, reserved, server, clients, capacity = STACK_BUDGETS[stack]
+    assert (budget.pooler_instances, sum(budget.reserved.values())) == (pgbouncers, reserved)
+    assert (budget.server_connections, budget.server_capacity, budget.spare_server_connections) == server
+    assert (budget.clients, budget.client_capacity) == (clients, capacity)
+    # What a Pooler's specs are built from: the tier's services, with one pool size each.
+    assert sorted(s.name for s in budget.served_by("core")) == ["codai", "logai", "memorai"]
+    assert {s.pool_size for s in budget.served_by("core")} == {4}
+
+
+def test_pools_over_max_connections_are_refused_naming_services_and_figures():
+    [(path, message)] = problems(stack_with("production", {"postgres": {"maxConnections": 60}}), "production")
+    assert path == "postgres.maxConnections"
+    assert message == (
+        "server side over budget: 23 services: sum of pool_size 52 x 2 PgBouncers per Pooler = 104 server "
+        "connections > max_connections 60 - 18 reserved (superuser 3, monitor 5, jobs 2, standbys 2, pooler auth 6) "
+        "= 42; largest: codai 8, logai 8, memorai 8, admin 4, aide 4, ...; raise postgres.maxConnections to at "
+        "least 122, or run fewer PgBouncers per Pooler (postgres.pooler.instances, 2): each holds every pool of "
+        "its tier")
+
+
+def test_a_pooler_over_its_clients_is_refused_at_its_instances():
+    change = {"tiers": {"support": {"replicas": {"max": 16}}}, "environment": {"quota": ROOMY_QUOTA}}
+    [(path, message)] = problems(stack_with("production", change), "production")
+    assert path == "postgres.pooler.instances"
+    assert message == (
+        "client side over budget in the support Pooler: 13 services: sum of client_connections_per_pod x "
+        "max_replicas = 2080 client connections > max_client_conn 1000 x 2 PgBouncers = 2000; largest: admin 160, "
+        "aide 160, ajutai 160, analizai 160, explorer 160, ...; raise postgres.pooler.instances to at least 3 (each "
+        "also holds the tier's pools on the server), or lower tiers.support.replicas.max or the replicas.max of "
+        "its largest services")
+
+
+def test_both_sides_over_budget_are_two_problems():
+    change = {"tiers": {"support": {"replicas": {"max": 16}}}, "environment": {"quota": ROOMY_QUOTA},
+              "postgres": {"maxConnections": 60}}
+    assert [path for path, _ in problems(stack_with("production", change), "production")] == [
+        "postgres.maxConnections", "postgres.pooler.instances"]
+
+
+def test_canary_pods_count_as_clients():
+    canary = {"strategy": "canary", "canary": {"image": {"tag": "2024.12.2"}, "replicas": 2}}
+    plan = load_settings(STACK, stack_with(STACK, {"services": {SERVICE: {"rollout": canary}}}))
+    assert plan.connection_budget is not None
+    assert plan.connection_budget.clients["core"] == STACK_BUDGETS[STACK][3]["core"] + 2 * 10
+
+
+def test_an_external_server_has_no_budget_to_check():
+    external = {"mode": "external", "maxConnections": 60, "external": MINIMAL[ExternalPostgres]}
+    plan = load_settings("production", stack_with("production", {"postgres": external}))
+    assert plan.connection_budget is None
 
 
 # --- 4. every problem at once --------------------------------------------------------------------
