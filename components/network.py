@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict
+from pulumi_kubernetes.networking.v1 import NetworkPolicyEgressRuleArgsDict, NetworkPolicyPortArgsDict
 
 #: Addresses that are not the public internet: "external" egress never means another pod, the node,
 #: the cloud's metadata endpoint (169.254.169.254) or a carrier-grade NAT neighbour.
@@ -43,3 +44,16 @@ def ip_block_egress(cidrs: Sequence[object], port: int) -> NetworkPolicyEgressRu
     """Egress to ``port`` on the given address ranges (a managed server, an object store)."""
     return {"to": [{"ip_block": {"cidr": str(cidr)}} for cidr in cidrs],
             "ports": [{"protocol": "TCP", "port": port}]}
+
+
+@dataclass(frozen=True)
+class KubernetesApi:
+    """Where pods that call the Kubernetes API reach it, as NetworkPolicies see it (after the Service's
+    translation): the stack's ranges, or any address when it names none."""
+
+    cidrs: tuple[str, ...] = ()
+    ports: tuple[int, ...] = (443, 6443)
+
+    def egress(self) -> list[NetworkPolicyEgressRuleArgsDict]:
+        ports: list[NetworkPolicyPortArgsDict] = [{"protocol": "TCP", "port": port} for port in self.ports]
+        return [{"to": [{"ip_block": {"cidr": cidr}} for cidr in self.cidrs or ("0.0.0.0/0",)], "ports": ports}]

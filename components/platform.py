@@ -17,6 +17,7 @@ from components.data.provider import DataArgs, ServerSettingsT
 from components.foundation import Foundation, FoundationArgs
 from components.monitoring import Observability
 from components.monitoring.args import ObservabilityArgs
+from components.network import KubernetesApi
 from components.scraping import Scraping
 from components.service import CodaiService, Peer, ServiceArgs
 from components.tier import TIER_COMPONENTS, TierArgs, TierComponent
@@ -50,8 +51,12 @@ def observability_args(plan: StackPlan) -> ObservabilityArgs:
     replicated = tuple(dependency for dependency, server in settings.data_servers.items()
                        if PROVIDERS[dependency].health in watched
                        and server.sizing(settings.environment.sizing).instances > 1)
+    # In the cluster, backups on means WAL archived and base backups scheduled: their alerts judge this schedule.
+    postgres = settings.postgres
+    schedule = postgres.backup.schedule if postgres.in_cluster and postgres.backup.enabled else None
     return ObservabilityArgs(namespace=settings.environment.namespace, services=plan.services,
-                             dependencies=watched, replicated=replicated, monitoring=settings.monitoring)
+                             dependencies=watched, replicated=replicated, postgres_backup_schedule=schedule,
+                             monitoring=settings.monitoring)
 
 
 class CodaiPlatform(PlatformComponent):
@@ -91,7 +96,9 @@ class CodaiPlatform(PlatformComponent):
         environment = self.plan.settings.environment
         return DataArgs(settings=server, namespace=environment.namespace, clients=self.catalog.using(dependency),
                         sizing=environment.sizing, protect_stateful=environment.protect_stateful,
-                        scraping=self.scraping, priority_class_name=self.foundation.priority_classes[Tier.CORE])
+                        scraping=self.scraping, priority_class_name=self.foundation.priority_classes[Tier.CORE],
+                        kubernetes_api=KubernetesApi(tuple(str(c) for c in environment.kubernetes.api_server_cidrs),
+                                                     tuple(environment.kubernetes.api_server_ports)))
 
     def _service_args(self, plan: ResolvedService) -> ServiceArgs:
         environment = self.plan.settings.environment

@@ -22,8 +22,9 @@ class Footprint:
     persistent_volume_claims: int
 
 
-def footprint(postgres: PostgresSettings, redis: RedisSettings, profile: SizingProfile) -> Footprint:
-    """Requests of the data tier's servers, exporters and volumes (jobs come and go: see docs/data.md)."""
+def footprint(postgres: PostgresSettings, redis: RedisSettings, profile: SizingProfile, poolers: int) -> Footprint:
+    """Requests of the data tier's servers, exporters, poolers and volumes (jobs come and go: see
+    docs/data.md). ``poolers``: the PostgreSQL Poolers, one per tier with a PostgreSQL client."""
     cpu, memory, limits, storage, pods, claims = 0, 0, 0, 0, 0, 0
     for settings in (postgres, redis):
         if not settings.in_cluster:
@@ -37,6 +38,12 @@ def footprint(postgres: PostgresSettings, redis: RedisSettings, profile: SizingP
         storage += n * sizing.storage.bytes
         pods += n
         claims += n
+        if sizing.pooler is not None:
+            pgbouncers = poolers * sizing.pooler_instances
+            cpu += pgbouncers * sizing.pooler.cpu_request.millis
+            memory += pgbouncers * sizing.pooler.memory_request.bytes
+            limits += pgbouncers * sizing.pooler.memory_limit.bytes
+            pods += pgbouncers
     backup = postgres.backup
     if backup.enabled and backup.target == "volume":
         storage += backup_storage(postgres, profile).bytes

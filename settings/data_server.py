@@ -47,8 +47,9 @@ class ServerSettings(SettingsModel):
     #: Stack-file key of the settings (``postgres`` / ``redis``), for error messages.
     key: ClassVar[str]
 
-    mode: Mode = Field(default="inCluster", description="inCluster: a StatefulSet this program runs (the default); "
-                       "external: a managed server described by `external`.")
+    mode: Mode = Field(default="inCluster", description="inCluster: servers this program runs in the cluster (the "
+                       "default; PostgreSQL through the CloudNativePG operator, Redis as a StatefulSet); external: a "
+                       "managed server described by `external`.")
     storage_size: Memory | None = Field(
         default=None, description="Size of the data volume; the sizing profile's when unset. Applies to new volumes: "
         "an existing volume is grown by expanding its PersistentVolumeClaim (docs/data.md)."
@@ -57,8 +58,6 @@ class ServerSettings(SettingsModel):
                                            "default class when unset.")
     resources: Resources = Field(default_factory=Resources, description="Requests and limits of the server "
                                  "container; unset values come from the sizing profile.")
-    exporter_resources: Resources = Field(default_factory=Resources, description="Requests and limits of the "
-                                          "metrics exporter; unset values come from the sizing profile.")
 
     @property
     def in_cluster(self) -> bool:
@@ -74,15 +73,28 @@ class ServerSettings(SettingsModel):
         row = self.sizing_table[profile]
         return ServerSizing(
             server=row.server.overridden(self.resources),
-            exporter=row.exporter.overridden(self.exporter_resources),
+            exporter=self.exporter_sizing(row),
             storage=self.storage_size or row.storage,
             backup_storage=row.backup_storage,
             instances=self.instance_count(row),
+            pooler=self.pooler_sizing(row),
+            pooler_instances=self.pooler_count(row),
         )
+
+    def exporter_sizing(self, row: ServerSizing) -> ContainerResources | None:
+        """The exporter's resources with the stack's overrides (Redis); the row's, or none, elsewhere."""
+        return row.exporter
+
+    def pooler_sizing(self, row: ServerSizing) -> ContainerResources | None:
+        """The pooler's resources with the stack's overrides (PostgreSQL); none elsewhere."""
+        return row.pooler
+
+    def pooler_count(self, row: ServerSizing) -> int:
+        return row.pooler_instances
 
     def pod_containers(self, sizing: ServerSizing) -> list[ContainerResources]:
         """The containers of one server pod, as the quota counts them: the server and its exporter."""
-        return [sizing.server, sizing.exporter]
+        return [sizing.server, *([sizing.exporter] if sizing.exporter else [])]
 
     def instance_count(self, row: ServerSizing) -> int:
         """The stack's own count where a server has one (Redis), else the profile's."""
@@ -90,9 +102,7 @@ class ServerSettings(SettingsModel):
 
     def problems(self, profile: SizingProfile) -> list[Problem]:
         """Rules that need the sizing profile, which lives under another key (``environment.sizing``)."""
-        sizing = self.sizing(profile)
-        return sizing.server.problems(f"{self.key}.resources") + sizing.exporter.problems(
-            f"{self.key}.exporterResources")
+        return self.sizing(profile).server.problems(f"{self.key}.resources")
 
     def referenced_secrets(self) -> set[str]:
         """Secrets the stack names that this program does not make (they must exist beforehand)."""

@@ -51,12 +51,18 @@ class ServerSizing:
     """One row of a server's sizing table."""
 
     server: ContainerResources
-    exporter: ContainerResources
     storage: Memory
+    #: The metrics exporter beside each server (Redis); None where the server exports its own
+    #: metrics (CloudNativePG's instance manager does, inside the postgres container).
+    exporter: ContainerResources | None = None
     #: Volume of the backup target (PostgreSQL only; unused by Redis, whose AOF is its persistence).
     backup_storage: Memory | None = None
-    #: Servers of the in-cluster mode (Redis: more than one means replication under Sentinel).
+    #: Servers of the in-cluster mode: PostgreSQL instances (a primary and standbys), or Redis
+    #: servers (more than one means replication under Sentinel).
     instances: int = 1
+    #: PgBouncer in front of PostgreSQL: its container, and the instances of each Pooler (one per tier).
+    pooler: ContainerResources | None = None
+    pooler_instances: int = 0
 
 
 #: Containers that run for a short while (bootstrap, backup): the same in every profile.
@@ -68,16 +74,21 @@ SENTINEL_RESOURCES = ContainerResources.of(("20m", "32Mi"), ("200m", "64Mi"))
 POSTGRES_SIZING: dict[SizingProfile, ServerSizing] = {
     SizingProfile.MINIMAL: ServerSizing(
         server=ContainerResources.of(("250m", "1Gi"), ("1", "1Gi")),
-        exporter=ContainerResources.of(("20m", "32Mi"), ("200m", "64Mi")),
         storage=Memory.parse("10Gi"),
         backup_storage=Memory.parse("20Gi"),
+        pooler=ContainerResources.of(("20m", "32Mi"), ("200m", "64Mi")),
+        pooler_instances=1,
     ),
     # Memory limit equal to the request: a database killed for memory loses its caches and connections.
+    # A primary and two standbys on different nodes and zones; two PgBouncers per Pooler, so a drain
+    # or a lost node leaves each tier one.
     SizingProfile.HIGH_AVAILABILITY: ServerSizing(
         server=ContainerResources.of(("1", "4Gi"), ("4", "4Gi")),
-        exporter=ContainerResources.of(("50m", "64Mi"), ("250m", "128Mi")),
         storage=Memory.parse("100Gi"),
         backup_storage=Memory.parse("200Gi"),
+        instances=3,
+        pooler=ContainerResources.of(("100m", "64Mi"), ("500m", "128Mi")),
+        pooler_instances=2,
     ),
 }
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, IPvAnyNetwork, model_validator
 
 from settings.base import (
     DnsLabel,
@@ -38,6 +38,16 @@ class KubernetesSettings(SettingsModel):
         default="1.30", description="Oldest supported minor; pins Pod Security Admission's enforce-version."
     )
     max_version: KubernetesVersion = Field(default="1.34", description="Newest minor the render is validated against.")
+    api_server_cidrs: list[IPvAnyNetwork] = Field(
+        default_factory=list, description="Address ranges of the Kubernetes API server, for the pods that call it "
+        "(CloudNativePG's PostgreSQL instances and PgBouncers). When unset, those pods may reach any address on "
+        "apiServerPorts; set it to narrow that."
+    )
+    api_server_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(
+        default_factory=lambda: [443, 6443], min_length=1, description="Ports of the API server as NetworkPolicies "
+        "see them: the API server's own port behind the `kubernetes` Service (6443 on most clusters, 443 on some "
+        "managed ones). 443 and 6443 when unset."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> KubernetesSettings:

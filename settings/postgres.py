@@ -7,17 +7,26 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
+from settings.base import DnsLabel, Problem, SettingsModel
 from settings.data_server import ExternalServer, ServerSettings
-from settings.data_sizing import POSTGRES_SIZING, ServerSizing
+from settings.data_sizing import POSTGRES_SIZING, ContainerResources, ServerSizing
 from settings.data_values import PinnedImage
 from settings.defaults import SizingProfile
 from settings.postgres_backup import PostgresBackupSettings
 from settings.quantities import Memory
+from settings.workload import Resources
 
 #: libpq ``sslmode`` values that make sense for a server across a network.
 PostgresTlsMode = Literal["disable", "require", "verify-ca", "verify-full"]
 
 _PARAMETER = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
+#: Docker Hub's PostgreSQL images have no barman-cloud: WAL archiving, backups and recovery would fail.
+_DOCKER_HUB_POSTGRES = re.compile(r"^(docker\.io/)?(library/)?postgres[:@]")
+
+
+def lacks_barman_cloud(image: str) -> bool:
+    """Docker Hub's ``postgres``: the image a CloudNativePG Cluster must not run."""
+    return bool(_DOCKER_HUB_POSTGRES.match(image))
 
 
 class ExternalPostgres(ExternalServer):
@@ -32,11 +41,28 @@ class ExternalPostgres(ExternalServer):
                                 "connects to for the bootstrap and the backups' list of databases.")
 
 
-#: Parameters the program sets itself: changing them would break the pod or the NetworkPolicies.
+#: Parameters the program or CloudNativePG sets itself: changing them would break the instances,
+#: their replication and archiving, or the NetworkPolicies (the operator refuses most of them too).
 POSTGRES_OWNED_PARAMETERS = frozenset({
     "listen_addresses", "port", "unix_socket_directories", "data_directory", "hba_file", "ident_file",
     "config_file", "password_encryption", "max_connections", "shared_preload_libraries",
+    "archive_mode", "archive_command", "restore_command", "primary_conninfo", "primary_slot_name",
+    "synchronous_standby_names", "hot_standby", "full_page_writes", "wal_log_hints", "cluster_name",
+    "ssl", "ssl_cert_file", "ssl_key_file", "ssl_ca_file", "logging_collector", "log_destination",
+    "log_directory", "log_filename",
 })
+
+
+class PoolerSettings(SettingsModel):
+    """PgBouncer in front of the in-cluster server: CloudNativePG's Pooler, one per tier (docs/data.md)."""
+
+    instances: int | None = Field(
+        default=None, ge=1, le=9, description="PgBouncer pods of each tier's Pooler. The sizing profile's when "
+        "unset: 1 for minimal, 2 for highAvailability. Each one holds its own pools, which the connection budget "
+        "counts against maxConnections."
+    )
+    resources: Resources = Field(default_factory=Resources, description="Requests and limits of each PgBouncer "
+                                 "container; unset values come from the sizing profile.")
 
 
 class PostgresSettings(ServerSettings):
@@ -45,11 +71,23 @@ class PostgresSettings(ServerSettings):
     sizing_table: ClassVar[dict[SizingProfile, ServerSizing]] = POSTGRES_SIZING
     key: ClassVar[str] = "postgres"
 
-    image: PinnedImage = Field(default="postgres:16.4-bookworm", description="Server image (in-cluster), also used "
-                               "by the bootstrap and backup jobs; PostgreSQL 16.4 when unset.")
-    exporter_image: PinnedImage = Field(default="quay.io/prometheuscommunity/postgres-exporter:v0.15.0",
-                                        description="Metrics exporter image (in-cluster).")
-    max_connections: int = Field(default=200, ge=20, le=5000, description="Server max_connections (in-cluster).")
+    image: PinnedImage = Field(
+        default="ghcr.io/cloudnative-pg/postgresql:16.4", description="A CloudNativePG operand image: the "
+        "instances run it, and its barman-cloud archives WAL, takes base backups and recovers (in-cluster); the "
+        "bootstrap and backup jobs of an external server use its psql and pg_dump. PostgreSQL 16.4 when unset."
+    )
+    instances: int | None = Field(
+        default=None, ge=1, le=9, description="PostgreSQL instances (in-cluster): a primary and its standbys, "
+        "spread over nodes and zones; the operator promotes a standby when the primary is lost. The sizing "
+        "profile's when unset: 1 for minimal, 3 for highAvailability."
+    )
+    pooler: PoolerSettings = Field(default_factory=PoolerSettings)
+    operator_namespace: DnsLabel = Field(
+        default="cnpg-system", description="Namespace of the CloudNativePG operator, a cluster prerequisite "
+        "(in-cluster): it calls each instance's status endpoint, which the instances' NetworkPolicy opens to it only."
+    )
+    max_connections: int = Field(default=200, ge=20, le=5000, description="Server max_connections (in-cluster). "
+                                 "The tiers' pools must fit it: a stack whose pools do not is refused, naming them.")
     connection_limit_per_service: int = Field(
         default=40, ge=1, description="CONNECTION LIMIT of each service's role, so one leaking pool cannot take "
         "every connection of the server. 40 when unset."
@@ -62,6 +100,26 @@ class PostgresSettings(ServerSettings):
                                               "is external.")
     backup: PostgresBackupSettings = Field(default_factory=PostgresBackupSettings)
 
+    def instance_count(self, row: ServerSizing) -> int:
+        return self.instances or row.instances
+
+    def pooler_sizing(self, row: ServerSizing) -> ContainerResources | None:
+        assert row.pooler is not None  # every PostgreSQL row has its pooler
+        return row.pooler.overridden(self.pooler.resources)
+
+    def pooler_count(self, row: ServerSizing) -> int:
+        return self.pooler.instances or row.pooler_instances
+
+    def problems(self, profile: SizingProfile) -> list[Problem]:
+        """Also here, not in a validator, so that a stack without a `postgres` key is told where to look."""
+        problems = super().problems(profile)
+        if self.in_cluster and self.backup.enabled and self.backup.target == "volume":
+            problems.append(("postgres.backup.target", "volume keeps the backups in the cluster they protect: an "
+                             "in-cluster server archives WAL and base backups to an object store (backup.target: "
+                             "objectStore, with backup.objectStore.url and .credentialsSecret), or set "
+                             "backup.enabled: false"))
+        return problems
+
     def referenced_secrets(self) -> set[str]:
         store = self.backup.object_store
         return super().referenced_secrets() | ({store.credentials_secret} if self.backup.enabled and store else set())
@@ -69,6 +127,14 @@ class PostgresSettings(ServerSettings):
     @model_validator(mode="after")
     def _rules(self) -> PostgresSettings:
         self._check_mode(self.external)
+        if self.external is not None:
+            stray = sorted({"instances", "pooler"} & self.model_fields_set)
+            if stray:
+                raise ValueError(f"{', '.join(stray)} set but mode is external: the provider runs the managed "
+                                 "server's replicas and its connections")
+        elif lacks_barman_cloud(self.image):
+            raise ValueError(f"image {self.image!r} has no barman-cloud, which archiving, backups and recovery run: "
+                             "use a CloudNativePG operand image such as ghcr.io/cloudnative-pg/postgresql:16.4")
         owned = sorted(POSTGRES_OWNED_PARAMETERS & self.parameters.keys())
         if owned:
             raise ValueError(f"parameters {owned} are set by the program; use the dedicated settings")

@@ -1,4 +1,9 @@
-"""PostgreSQL backup settings: schedule, retention, and the volume or bucket the dumps go to."""
+"""PostgreSQL backup settings: schedule, retention, and where backups go.
+
+In-cluster, CloudNativePG archives every WAL segment and takes base backups into the object store
+(``retention`` applies); an external server is dumped by a CronJob to a volume or the object store
+(``keep`` applies). See docs/data.md and docs/restore-postgres.md.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +20,10 @@ _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)
 
 
 class ObjectStoreTarget(SettingsModel):
-    """An S3-compatible bucket backups are copied to (by rclone)."""
+    """An S3-compatible bucket backups go to: CloudNativePG's Barman Cloud (in-cluster), rclone (external)."""
 
-    url: str = Field(description="s3://<bucket>/<prefix>: where backups go; one folder per backup.")
+    url: str = Field(description="s3://<bucket>/<prefix>: where backups go. In-cluster, the Cluster archives under "
+                     "<prefix>/postgres-cluster; external, one folder per dump.")
     endpoint: str | None = Field(default=None, description="Endpoint of an S3-compatible store (MinIO, R2...); "
                                  "AWS S3 when unset.")
     region: str = Field(default="us-east-1", min_length=1, description="Region of the bucket.")
@@ -44,13 +50,19 @@ class ObjectStoreTarget(SettingsModel):
 
 
 class PostgresBackupSettings(SettingsModel):
-    enabled: bool = Field(default=True, description="A CronJob dumps every database; no backups when false.")
-    schedule: CronSchedule = Field(default="30 2 * * *", description="Cron schedule (UTC); 02:30 daily when unset.")
-    keep: int = Field(default=7, ge=1, le=366, description="Backups kept (the newest); older ones are deleted "
-                      "after a successful backup. 7 when unset.")
+    enabled: bool = Field(default=True, description="In-cluster: continuous WAL archiving and scheduled base "
+                          "backups; external: a CronJob dumps every database. No backups when false.")
+    schedule: CronSchedule = Field(default="30 2 * * *", description="Cron schedule (UTC) of the base backups "
+                                   "(in-cluster) or the dumps (external); 02:30 daily when unset.")
+    retention: str = Field(default="30d", pattern=r"^[1-9][0-9]*[dwm]$", description="In-cluster: how far back "
+                           "point-in-time recovery reaches; older base backups and WAL are deleted from the object "
+                           "store. Days, weeks or months, such as 30d (the default), 8w or 6m.")
+    keep: int = Field(default=7, ge=1, le=366, description="External server: dumps kept (the newest); older ones "
+                      "are deleted after a successful dump. 7 when unset.")
     target: Literal["volume", "objectStore"] = Field(
-        default="volume", description="volume: a PersistentVolumeClaim of the namespace (the default); "
-        "objectStore: an S3-compatible bucket described by `objectStore`."
+        default="volume", description="objectStore: an S3-compatible bucket described by `objectStore` (required "
+        "in-cluster, so that losing the cluster does not lose its backups); volume: a PersistentVolumeClaim of the "
+        "namespace (the default, external servers only)."
     )
     storage_size: Memory | None = Field(default=None, description="Size of the backup volume (or of the scratch "
                                         "volume of an upload); the sizing profile's when unset.")

@@ -6,10 +6,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from settings.base import Problem
 from settings.data_server import ExternalServer, ServerSettings
 from settings.data_sizing import REDIS_SIZING, SENTINEL_RESOURCES, ContainerResources, ServerSizing
 from settings.data_values import PinnedImage
 from settings.defaults import SizingProfile
+from settings.workload import Resources
 
 #: Redis ``maxmemory-policy``: what Redis does when it reaches the memory it may use.
 EvictionPolicy = Literal[
@@ -36,6 +38,8 @@ class RedisSettings(ServerSettings):
                                "the bootstrap job of an external server; Redis 7.2.5 when unset.")
     exporter_image: PinnedImage = Field(default="oliver006/redis_exporter:v1.62.0",
                                         description="Metrics exporter image (in-cluster).")
+    exporter_resources: Resources = Field(default_factory=Resources, description="Requests and limits of the "
+                                          "metrics exporter; unset values come from the sizing profile.")
     maxmemory_percent: int = Field(
         default=80, ge=10, le=95, description="Share of the memory limit Redis may fill with data (maxmemory); the "
         "rest is for the process itself, buffers and AOF rewrites. 80 when unset."
@@ -63,6 +67,15 @@ class RedisSettings(ServerSettings):
 
     def instance_count(self, row: ServerSizing) -> int:
         return self.instances or row.instances
+
+    def exporter_sizing(self, row: ServerSizing) -> ContainerResources | None:
+        assert row.exporter is not None  # every Redis row has its exporter
+        return row.exporter.overridden(self.exporter_resources)
+
+    def problems(self, profile: SizingProfile) -> list[Problem]:
+        exporter = self.sizing(profile).exporter
+        assert exporter is not None
+        return super().problems(profile) + exporter.problems(f"{self.key}.exporterResources")
 
     def pod_containers(self, sizing: ServerSizing) -> list[ContainerResources]:
         """Replicated: a sentinel and the sentinel's exporter beside each server."""

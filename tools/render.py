@@ -104,7 +104,8 @@ def _data_tier(plan: StackPlan) -> str:
         parts.append(f"{dependency} {external.host}:{external.port} (external)" if external
                      else f"{dependency} in-cluster, {server.sizing(settings.environment.sizing).storage} volume")
     backup = settings.postgres.backup
-    parts.append(f"backups {backup.target}, keep {backup.keep}" if backup.enabled else "backups off")
+    kept = f"retention {backup.retention}" if settings.postgres.in_cluster else f"keep {backup.keep}"
+    parts.append(f"backups {backup.target}, {kept}" if backup.enabled else "backups off")
     return "   data      " + ", ".join(parts)
 
 

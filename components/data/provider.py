@@ -9,7 +9,7 @@ the jobs in components/data/jobs.py; a subclass says what differs and calls them
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import pulumi
@@ -22,7 +22,7 @@ from components.base import PlatformComponent
 from components.contracts import DependencyBinding, HealthProbe
 from components.data.pod_parts import Port
 from components.labels import COMPONENT, DATA_TIER, labels, metadata, selector
-from components.network import ip_block_egress
+from components.network import KubernetesApi, ip_block_egress
 from components.scraping import Scraping
 from components.security import ScannerException
 from services.model import Dependency, ServiceSpec
@@ -58,6 +58,8 @@ class DataArgs(Generic[ServerSettingsT]):
     scraping: Scraping
     #: PriorityClass of the server pod; the cluster default when unset.
     priority_class_name: str | None = None
+    #: Where pods that call the Kubernetes API reach it (CloudNativePG's instances and PgBouncers).
+    kubernetes_api: KubernetesApi = field(default_factory=KubernetesApi)
 
 
 class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
@@ -92,6 +94,8 @@ class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
         #: The in-cluster server, and the Job that creates the clients' logins (set by each subclass).
         self.statefulset: k8s.apps.v1.StatefulSet | None = None
         self.bootstrap: k8s.batch.v1.Job | None = None
+        #: Other objects a client waits for (the CloudNativePG Cluster, its Databases and Poolers).
+        self.server_objects: list[pulumi.Resource] = []
         self.build()
 
     def build(self) -> None:
@@ -187,11 +191,16 @@ class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
     def binding_for(self, service: str) -> DependencyBinding:
         if service not in self.secrets:
             raise KeyError(f"{service!r} does not declare {self.dependency.value}")
-        ready = [self.secrets[service], *(r for r in (self.statefulset, self.bootstrap) if r is not None)]
-        return DependencyBinding(self.dependency, self.client_secret_name(service), self.client_egress(), ready)
+        ready = [self.secrets[service], *(r for r in (self.statefulset, self.bootstrap) if r is not None),
+                 *self.server_objects]
+        return DependencyBinding(self.dependency, self.client_secret_name(service), self.client_egress(service),
+                                 ready)
 
-    def client_egress(self) -> list[NetworkPolicyEgressRuleArgsDict]:
-        """What a client's NetworkPolicy must allow: the server pods, or the external server's ranges."""
+    def client_egress(self, service: str | None = None) -> list[NetworkPolicyEgressRuleArgsDict]:
+        """What a client's NetworkPolicy must allow: the server pods, or the external server's ranges.
+        ``service``: the client, where it matters which pods it reaches (None: this component's jobs).
+        """
+        del service  # every client of a server reaches the same pods
         external = self.external
         if external:
             return [ip_block_egress(external.egress_cidrs, self.server_port)]

@@ -152,6 +152,7 @@ class Redis(DataComponent[RedisSettings]):
                     *([redis_replication.FILES_MOUNT] if replication is not None else [])],
             probes=server_probes(ping),
         )
+        assert self.sizing.exporter is not None  # every Redis sizing row has its exporter
         exporter = container(
             "exporter", self.redis.exporter_image, self.sizing.exporter,
             env={"REDIS_ADDR": f"redis://localhost:{self.port.number}", "REDIS_USER": acl.EXPORTER_USER},

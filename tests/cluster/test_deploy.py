@@ -32,7 +32,10 @@ from tools.offline import stack_plan
 pytestmark = pytest.mark.realtool
 
 #: Kinds whose objects are custom resources, served by the vendored CRDs.
-CUSTOM_KINDS = ("ServiceMonitor", "PrometheusRule", "AlertmanagerConfig")
+CUSTOM_KINDS = ("ServiceMonitor", "PrometheusRule", "AlertmanagerConfig", "Cluster", "Pooler", "Database",
+                "ScheduledBackup")
+#: CloudNativePG's kinds, named with their group: ``clusters`` alone is ambiguous to kubectl.
+CNPG_KINDS = ("Cluster", "Pooler", "Database", "ScheduledBackup")
 #: Event reasons that mean the API server or a controller refused what the stack asked for.
 REFUSALS = ("FailedCreate", "FailedAttachVolume", "ProvisioningFailed")
 #: A write that lost an optimistic-concurrency race is retried by its controller: not a refusal.
@@ -122,7 +125,8 @@ def test_custom_resources_are_accepted_by_their_crds(deployed: Deployed, cluster
     for kind in CUSTOM_KINDS:
         rendered = sorted(o["metadata"]["name"] for o in stack_run(deployed.stack).kubernetes_objects()
                           if o["kind"] == kind)
-        live = sorted(o["metadata"]["name"] for o in objects(cluster, kind.lower() + "s", deployed.namespace))
+        plural = kind.lower() + "s" + (".postgresql.cnpg.io" if kind in CNPG_KINDS else "")
+        live = sorted(o["metadata"]["name"] for o in objects(cluster, plural, deployed.namespace))
         assert live == rendered, kind
 
 
@@ -281,10 +285,10 @@ def test_the_documented_rollback_restores_the_last_good_release(deployed: Deploy
 
 # --- destroy -------------------------------------------------------------------------------------
 
-#: What stays in the namespace after a destroy, by design: the data (docs/data.md), and what
-#: Kubernetes itself puts in every namespace.
-RETAINED = {("PersistentVolumeClaim", "data-postgres-0"), ("PersistentVolumeClaim", "postgres-backups"),
-            ("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
+#: What stays in the namespace after a destroy, by design: the data (docs/data.md): the
+#: CloudNativePG Cluster, whose operator keeps its volumes, and what Kubernetes itself puts in
+#: every namespace.
+RETAINED = {("Cluster", "postgres-cluster"), ("ConfigMap", "kube-root-ca.crt"), ("ServiceAccount", "default")}
 
 
 def retained(stack: str) -> set[tuple[str, str]]:
@@ -301,7 +305,7 @@ def test_destroy_leaves_only_the_data_and_refuses_while_protected(deployed: Depl
         refused = deploy("destroy", deployed.stack, deployed.last_good)
         assert refused.returncode == 1
         assert "protected" in refused.output, refused.output[-3000:]
-        for kind, name in (("statefulset", "postgres"), ("statefulset", "redis"), ("pvc", "postgres-backups")):
+        for kind, name in (("clusters.postgresql.cnpg.io", "postgres-cluster"), ("statefulset", "redis")):
             assert live(cluster, kind, name, deployed.namespace)["metadata"]["name"] == name
         # As docs/data.md says: protection is lifted on purpose, then the stack can go.
         assert deploy("unprotect", deployed.stack, deployed.last_good).returncode == 0

@@ -15,7 +15,8 @@ from tools.offline import stack_plan
 KINDS = ("deployments", "statefulsets", "jobs", "cronjobs", "pods", "services", "ingresses", "configmaps", "secrets",
          "persistentvolumeclaims", "horizontalpodautoscalers", "poddisruptionbudgets", "networkpolicies",
          "roles", "rolebindings", "serviceaccounts", "resourcequotas", "limitranges", "servicemonitors",
-         "prometheusrules", "alertmanagerconfigs", "certificates")
+         "prometheusrules", "alertmanagerconfigs", "certificates", "clusters.postgresql.cnpg.io",
+         "poolers.postgresql.cnpg.io", "databases.postgresql.cnpg.io", "scheduledbackups.postgresql.cnpg.io")
 
 
 def report(stack: str) -> str:
