@@ -66,6 +66,27 @@ class AlertSettings(SettingsModel):
     rollout_in_progress_for: Duration = "1m"
     rollout_stuck_for: Duration = "5m"
     replicas_mismatch_for: Duration = "15m"
+    replication_lag_seconds: float = Field(
+        default=30.0, gt=0, description="How far (seconds of WAL replay) a PostgreSQL standby may lag behind the "
+        "primary before PostgresReplicationLagHigh warns; a failover to it would lose about that much.",
+    )
+    replication_lag_for: Duration = Field(default="5m", description="`for` of PostgresReplicationLagHigh: a bulk "
+                                          "write or a long vacuum may hold a standby back for a while.")
+    wal_archiving_for: Duration = Field(
+        default="10m", description="`for` of PostgresWalArchivingFailing: archiving has failed since its last "
+        "success this long (the archiver retries every minute, so an object store's short hiccup does not page).",
+    )
+    backup_grace: PositiveDuration = Field(
+        default="2h", description="PostgresBackupTooOld warns when the newest base backup is older than the longest "
+        "interval between two runs of `postgres.backup.schedule` plus this: the time a backup may take over the "
+        "previous one's.",
+    )
+    backup_age_for: Duration = Field(default="15m", description="`for` of PostgresBackupTooOld: rides over a failover, "
+                                     "when the new primary has not yet reported the last backup.")
+    pool_saturation_for: Duration = Field(
+        default="5m", description="`for` of PostgresPoolSaturated: clients waiting for a server connection of a "
+        "PgBouncer pool at every evaluation this long (a burst queues for an instant, a pool too small always).",
+    )
 
     @field_validator("latency_p95_seconds")
     @classmethod

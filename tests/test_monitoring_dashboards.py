@@ -76,7 +76,7 @@ def test_overview_shows_every_service_by_tier(models, plan):
     assert rows == [f"{t.value.capitalize()} tier ({len(plan.in_tier(t))} services)" for t in Tier]
     (data,) = [p for p in panels(models["overview"]) if p["title"] == "Data tier: reachable"]
     assert [(t["expr"], t["legendFormat"]) for t in data["targets"]] == [
-        ('codai:pg_up:max{namespace="codai-staging"}', "PostgreSQL {{pod}}"),
+        ('codai:cnpg_collector_up:max{namespace="codai-staging"}', "PostgreSQL {{pod}}"),
         ('codai:redis_up:max{namespace="codai-staging"}', "Redis {{pod}}")]
 
 

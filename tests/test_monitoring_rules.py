@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +26,26 @@ from components.platform import observability_args
 from services.tiers import Severity, Tier
 from settings.loader import StackPlan, load_settings
 from tests.conftest import STACKS, require_tool, run_with
-from tests.monitoring_fixtures import REPLICATED_REDIS, ROLLOUTS, STACK, platform_with
+from tests.monitoring_fixtures import (
+    POSTGRES_PODS,
+    POSTGRES_UP,
+    REPLICATED,
+    ROLLOUTS,
+    STACK,
+    platform_with,
+    watched,
+)
 from tools.alertmanager_config import dump_yaml
 from tools.offline import stack_values
 
 GI = 2**30
+HOUR = 3600
+
+
+@pytest.fixture(scope="module")
+def rollouts_groups(rollouts_plan: StackPlan) -> dict[str, RuleGroup]:
+    """conftest's, with production's replicated data tier stated (``REPLICATED``): PostgreSQL's standbys too."""
+    return rule_groups(watched(rollouts_plan))
 
 
 def every_rule(groups: dict[str, RuleGroup]) -> list[RecordingRule | AlertingRule]:
@@ -69,7 +84,7 @@ TIER_RECORDS = ["codai:up:max", "codai:http_requests:rate5m", "codai:http_reques
                 "codai:container_memory_limit_ratio:max"]
 RECORDS_PER_GROUP = {
     "core": TIER_RECORDS, "business": TIER_RECORDS, "support": TIER_RECORDS,
-    DATA_TIER: ["codai:pg_up:max", "codai:redis_up:max", "codai:container_cpu_limit_ratio:rate5m",
+    DATA_TIER: [f"codai:{POSTGRES_UP}:max", "codai:redis_up:max", "codai:container_cpu_limit_ratio:rate5m",
                 "codai:container_memory_limit_ratio:max"],
 }
 
@@ -78,7 +93,9 @@ RULES_PER_GROUP = {
     "business": _tier_rules("warning"),
     "support": _tier_rules("info"),
     DATA_TIER: [("PostgresDown", "critical"), ("RedisDown", "critical"), ("RedisSentinelNoQuorum", "critical"),
-                ("RedisReplicaUnhealthy", "warning"), ("DiskSaturation", "critical"),
+                ("RedisReplicaUnhealthy", "warning"), ("PostgresReplicationLagHigh", "warning"),
+                ("PostgresWalArchivingFailing", "critical"), ("PostgresBackupTooOld", "warning"),
+                ("PostgresPoolSaturated", "warning"), ("DiskSaturation", "critical"),
                 ("CpuSaturation", "critical"), ("CpuSaturation", "warning"), ("MemorySaturation", "critical"),
                 ("MemorySaturation", "warning"), ("PodCrashLooping", "critical")],
 }
@@ -98,7 +115,7 @@ def test_each_group_records_its_signals_then_has_its_alerts_at_their_severities(
         assert kinds == sorted(kinds, reverse=True)
         assert all(set(r) == {"record", "expr"} for r in group["rules"] if "record" in r)
     counts = {s: sum(r["labels"]["severity"] == s.value for r in every_alert(rollouts_groups)) for s in Severity}
-    assert counts == {Severity.CRITICAL: 20, Severity.WARNING: 19, Severity.INFO: 10}
+    assert counts == {Severity.CRITICAL: 21, Severity.WARNING: 22, Severity.INFO: 10}
 
 
 def test_every_alert_carries_routing_labels_and_annotations(rollouts_groups, rollouts_plan, rollouts_namespace):
@@ -151,6 +168,8 @@ DISTINCT_ALERTS = {
     "serviceDownFor": "3m", "dependencyDownFor": "1m30s", "errorRatioFor": "4m", "crashLoopFor": "6m",
     "rolloutStuckFor": "7m", "rolloutInProgressFor": "8m", "latencyFor": "9m", "diskFor": "11m",
     "certificateFor": "13m", "saturationFor": "17m", "replicasMismatchFor": "19m",
+    "replicationLagSeconds": 41, "replicationLagFor": "23m", "walArchivingFor": "12m", "backupGrace": "1h45m",
+    "backupAgeFor": "14m", "poolSaturationFor": "16m",
 }
 LATENCY = {"core": "0.25", "business": "1.3", "support": "2.7"}
 #: (alert, severity) -> (its `for`, the numbers its expression compares with, what its description says).
@@ -171,6 +190,12 @@ EXPECTED_RULES = {
     ("RedisDown", "critical"): ("1m30s", [], "not scraped, for 1m30s"),
     ("RedisSentinelNoQuorum", "critical"): ("1m30s", [], "(SENTINEL CKQUORUM), for 1m30s"),
     ("RedisReplicaUnhealthy", "warning"): ("6m", ["0"], "unreachable for 6m"),
+    ("PostgresReplicationLagHigh", "warning"): ("23m", ["41"], "more than 41s late for 23m"),
+    ("PostgresWalArchivingFailing", "critical"): ("12m", [], "failed since its last success for 12m"),
+    # staging's schedule, daily: 24 h between runs, plus the grace
+    ("PostgresBackupTooOld", "warning"): ("14m", [f"{24 * HOUR + 6300}"], "no base backup newer than 1d1h45m "
+                                          "(schedule `30 2 * * *`: up to 1d between runs, plus 1h45m)"),
+    ("PostgresPoolSaturated", "warning"): ("16m", ["0"], "at every evaluation for 16m"),
 }
 
 
@@ -189,7 +214,7 @@ FLOORED = {"codai:http_requests_error_ratio:rate5m", "codai:http_request_duratio
 
 
 def test_each_threshold_and_duration_reaches_its_own_alert_only():
-    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS}, REPLICATED_REDIS)))
+    groups = rule_groups(watched(platform_with({}, {"alerts": DISTINCT_ALERTS})))
     assert alerts_and_records(groups) == (RULES_PER_GROUP, RECORDS_PER_GROUP)
     for key, group in groups.items():
         for record in (r for r in group["rules"] if "record" in r):
@@ -209,7 +234,7 @@ CORE_CONTAINERS = 'namespace="codai-staging", container=~"codai|logai|memorai"'
 
 
 def test_alerts_compare_the_recorded_signals_with_their_thresholds():
-    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS}, REPLICATED_REDIS)))
+    groups = rule_groups(watched(platform_with({}, {"alerts": DISTINCT_ALERTS})))
     exprs = {(r["alert"], r["labels"]["severity"]): r["expr"] for r in alerting(groups["core"])}
     assert {key: exprs[key] for key in [("ErrorRatioHigh", "critical"), ("ErrorRatioHigh", "warning"),
                                         ("LatencyHigh", "warning"), ("CpuSaturation", "critical"),
@@ -228,15 +253,24 @@ def test_alerts_compare_the_recorded_signals_with_their_thresholds():
         *(f'absent(codai:up:max{{namespace="codai-staging", job="{job}", service="{job}"}})'
           for job in ("codai", "logai", "memorai"))])
     data = {r.get("alert", r.get("record")): r["expr"] for r in groups[DATA_TIER]["rules"]}
-    assert data["PostgresDown"] == ('codai:pg_up:max{namespace="codai-staging"} == 0\n'
-                                    'or\nabsent(codai:pg_up:max{namespace="codai-staging", service="postgres"})')
+    # CloudNativePG's health metric; three instances: down only when none answers, as a replicated Redis
+    up = 'codai:cnpg_collector_up:max{namespace="codai-staging"'
+    assert data["PostgresDown"] == (f"max by (namespace, service) ({up}}}) == 0\n"
+                                    f'or\nabsent({up}, service="postgres"}})')
+    assert data["codai:cnpg_collector_up:max"] == ('label_replace(\n  max by (namespace, pod) '
+                                                   '(cnpg_collector_up{namespace="codai-staging"}),\n  "service", '
+                                                   '"postgres", "namespace", ".*"\n)')
+    # one instance (staging's own sizing): down when it is
+    single = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS})))[DATA_TIER]["rules"]
+    (down,) = [r["expr"] for r in single if r.get("alert") == "PostgresDown"]
+    assert down == f'{up}}} == 0\nor\nabsent({up}, service="postgres"}})'
     assert data["codai:redis_up:max"] == ('label_replace(\n  max by (namespace, pod) '
                                           '(redis_up{namespace="codai-staging"}),\n  "service", "redis", "namespace", '
                                           '".*"\n)')
 
 
 def test_the_error_ratio_is_recorded_above_the_traffic_floor_only():
-    groups = rule_groups(observability_args(platform_with({}, {"alerts": DISTINCT_ALERTS}, REPLICATED_REDIS)))
+    groups = rule_groups(watched(platform_with({}, {"alerts": DISTINCT_ALERTS})))
     (ratio,) = [r["expr"] for r in groups["core"]["rules"]
                 if r.get("record") == "codai:http_requests_error_ratio:rate5m"]
     requests = f"sum by (namespace, job) (rate(http_requests_total{{{CORE_JOBS}}}[5m]))"
@@ -253,6 +287,45 @@ def test_a_tier_left_out_of_the_latency_objectives_keeps_its_default():
     assert latency == {"core": ["0.25"], "business": ["1.0"], "support": ["2.0"]}
 
 
+#: A managed PostgreSQL instead of the in-cluster one: its provider watches it.
+EXTERNAL_POSTGRES = {"mode": "external", "external": {
+    "host": "pg.internal.example", "adminSecret": {"name": "pg-admin"}, "egressCidrs": ["10.0.0.0/24"]}}
+LAG, ARCHIVING, BACKUP, POOL = ("PostgresReplicationLagHigh", "PostgresWalArchivingFailing", "PostgresBackupTooOld",
+                                "PostgresPoolSaturated")
+
+
+@pytest.mark.parametrize(("postgres", "replicated", "expected"), [
+    pytest.param({}, True, ["PostgresDown", LAG, ARCHIVING, BACKUP, POOL], id="standbys-and-backups"),
+    pytest.param({}, False, ["PostgresDown", ARCHIVING, BACKUP, POOL], id="one-instance"),
+    # CloudNativePG archives WAL only when backups are on: nothing to fail, nothing to be late
+    pytest.param({"backup": {"enabled": False}}, True, ["PostgresDown", LAG, POOL], id="backups-off"),
+    pytest.param(EXTERNAL_POSTGRES, True, [], id="managed"),
+])
+def test_postgres_alerts_watch_only_what_runs(postgres, replicated, expected):
+    args = observability_args(platform_with({}, postgres=postgres))
+    groups = rule_groups(replace(args, replicated=REPLICATED if replicated else ()))
+    assert [r["alert"] for r in alerting(groups[DATA_TIER]) if r["alert"].startswith("Postgres")] == expected
+    schedule = args.postgres_backup_schedule
+    assert schedule == ("30 2 * * *" if ARCHIVING in expected else None)
+
+
+def test_the_backup_age_is_judged_by_the_stacks_own_schedule():
+    """A weekly schedule: 7 days between runs, plus the grace (2h)."""
+    args = observability_args(platform_with({}, postgres={"backup": {"schedule": "0 3 * * 0"}}))
+    assert args.postgres_backup_schedule == "0 3 * * 0"
+    (rule,) = [r for r in alerting(rule_groups(args)[DATA_TIER]) if r["alert"] == BACKUP]
+    assert re.findall(r"[<>]=? ([0-9.]+)", rule["expr"]) == [f"{7 * 24 * HOUR + 2 * HOUR}"]
+    assert "no base backup newer than 7d2h (schedule `0 3 * * 0`: up to 7d between runs, plus 2h)" in (
+        rule["annotations"]["description"])
+
+
+def test_every_postgres_alert_is_postgres_s_for_routing_and_inhibition(rollouts_groups):
+    """The ``service`` label inhibition compares: a PostgresDown page silences PostgreSQL's warnings."""
+    for rule in alerting(rollouts_groups[DATA_TIER]):
+        if rule["alert"].startswith("Postgres") and rule["alert"] != "PostgresDown":
+            assert rule["expr"].endswith(',\n  "service", "postgres", "namespace", ".*"\n)'), rule["alert"]
+
+
 def test_rules_watch_what_the_program_deploys(rollouts_plan, rollouts_namespace):
     """Deployments, certificates and jobs in the rules are the ones the program renders."""
     run = run_with(STACK, ROLLOUTS)
@@ -265,9 +338,11 @@ def test_rules_watch_what_the_program_deploys(rollouts_plan, rollouts_namespace)
                    if i["metadata"]["labels"].get("codai.io/tier") == tier.value for tls in i["spec"].get("tls", [])]
         assert sorted(scope.certificates) == sorted(set(secrets))
     for monitor in run.of_kind("ServiceMonitor"):
-        # job is the Service's app.kubernetes.io/name label: the service's name
+        # job is the Service's app.kubernetes.io/name label: the service's name; PostgreSQL's instances and its
+        # Poolers (each an exporter of CloudNativePG's) are both `postgres`
         assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
-        assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == monitor["metadata"]["name"]
+        job, name = monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"], monitor["metadata"]["name"]
+        assert job == name or (job, name) == ("postgres", "postgres-pooler")
 
 
 # --- Prometheus accepts them ---------------------------------------------------------------------
@@ -370,6 +445,17 @@ class World:
         return self.sel("kube_pod_container_status_waiting_reason", pod=pod, container=container,
                         reason="CrashLoopBackOff")
 
+    def backup(self, pod: str) -> str:
+        return self.sel("cnpg_collector_last_available_backup_timestamp", pod=pod)
+
+    def archiver(self, pod: str, kind: str) -> str:
+        """Epoch of the primary's last WAL segment archived (``kind`` archived) or failed to (failed)."""
+        return self.sel(f"cnpg_pg_stat_archiver_last_{kind}_time", pod=pod)
+
+    def pool(self, pod: str, user: str) -> str:
+        """Clients waiting in the pool of ``user``'s database (named after the service, as its role)."""
+        return self.sel("cnpg_pgbouncer_pools_cl_waiting", pod=pod, database=user, user=user)
+
     def certificate(self, name: str) -> str:
         return (f'certmanager_certificate_expiration_timestamp_seconds{{namespace="cert-manager", '
                 f'exported_namespace="{self.namespace}", name="{name}"}}')
@@ -384,7 +470,6 @@ def healthy_world(plan: StackPlan, namespace: str) -> World:
                           f"{service.name}-tls" if service.spec.public else None)
     # the data tier: exporters, a volume and the database container
     world.always.update({
-        world.sel("pg_up", pod="postgres-0"): flat(1),
         **{world.sel("redis_up", pod=f"redis-{n}"): flat(1) for n in range(3)},
         world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-postgres-0"): flat(10 * GI),
         world.sel("kubelet_volume_stats_capacity_bytes", persistentvolumeclaim="data-postgres-0"): flat(100 * GI),
@@ -398,7 +483,32 @@ def healthy_world(plan: StackPlan, namespace: str) -> World:
             world.sel("redis_sentinel_master_slaves", pod=pod, master_name="redis"): flat(2),
             world.sel("redis_sentinel_master_ok_slaves", pod=pod, master_name="redis"): flat(2),
         })
+    world.always.update(healthy_postgres(world))
     return world
+
+
+#: A PgBouncer pod of each tier's Pooler (a Deployment's: ``<pooler>-<replica set>-<pod>``) and a pool of it.
+POOLS = {"core": ("postgres-pooler-core-7c9d8f-x2x4q", "codai"),
+         "business": ("postgres-pooler-business-5b6f4d-k8r2m", "bancai")}
+
+
+def healthy_postgres(world: World) -> dict[str, str]:
+    """CloudNativePG's series of three instances up for a month, the primary first: standbys caught up, WAL
+    archived every minute (a failure two hours ago long since retried), a base backup 6 hours old (only the
+    primary reports it: the standbys say 0), and no client waiting in any pool."""
+    series = {}
+    for pod in POSTGRES_PODS:
+        series.update({
+            world.sel(POSTGRES_UP, pod=pod, cluster="postgres-cluster"): flat(1),
+            world.sel("cnpg_pg_replication_lag", pod=pod): flat(0),
+            world.sel("cnpg_pg_postmaster_start_time", pod=pod): flat(-30 * 24 * HOUR),
+            world.backup(pod): flat(-6 * HOUR if pod == POSTGRES_PODS[0] else 0),
+        })
+    series.update({world.archiver(POSTGRES_PODS[0], "archived"): counter(60),
+                   world.archiver(POSTGRES_PODS[0], "failed"): flat(-2 * HOUR)})
+    for pod, user in POOLS.values():
+        series[world.pool(pod, user)] = flat(0)
+    return series
 
 
 @dataclass(frozen=True)
@@ -436,6 +546,7 @@ def scenarios(world: World) -> list[Scenario]:
     s, c = Severity.CRITICAL, Severity.WARNING
     i = Severity.INFO
     redis_master = {"namespace": ns, "master_name": "redis", "service": "redis"}
+    postgres = {"namespace": ns, "service": "postgres"}
     return [
         Scenario("healthy platform", {}, {"1m": [], "16m": []}, full=None),
         Scenario("core service down for 2 minutes pages", {world.up("codai"): "0x30"}, {
@@ -498,11 +609,14 @@ def scenarios(world: World) -> list[Scenario]:
                      "11m": [Expect(AlertName.LATENCY_HIGH, c, "business", _job("bancai", ns), "2.275s")],
                  }, full=("bancai",)),
         Scenario("database unreachable and cache exporter gone page", {
-            world.sel("pg_up", pod="postgres-0"): "1 0x29",
+            **{world.sel(POSTGRES_UP, pod=pod, cluster="postgres-cluster"): "1 0x29" for pod in POSTGRES_PODS},
             **{world.sel("redis_up", pod=f"redis-{n}"): None for n in range(3)},
-        }, {"5m": [Expect(AlertName.POSTGRES_DOWN, s, DATA_TIER,
-                          {"namespace": ns, "pod": "postgres-0", "service": "postgres"}),
+        }, {"5m": [Expect(AlertName.POSTGRES_DOWN, s, DATA_TIER, postgres),
                    Expect(AlertName.REDIS_DOWN, s, DATA_TIER, {"namespace": ns, "service": "redis"})]}),
+        # Three instances: one down is the operator's to replace (or fail over from); none answering pages.
+        Scenario("one of three PostgreSQL instances unreachable pages nobody", {
+            world.sel(POSTGRES_UP, pod=POSTGRES_PODS[1], cluster="postgres-cluster"): "1 0x29"}, {"5m": []}),
+        *postgres_scenarios(world),
         # Replicated: a server down is the sentinels' to replace; what pages is no server at all.
         Scenario("one of three Redis servers unreachable pages nobody", {
             world.sel("redis_up", pod="redis-1"): "1 0x29"}, {"5m": []}),
@@ -543,6 +657,53 @@ def scenarios(world: World) -> list[Scenario]:
                     Expect(AlertName.REPLICAS_MISMATCH, i, "support",
                            {"namespace": ns, "deployment": "admin", "service": "admin"})],
         }, full=("codai", "wallet", "admin")),
+    ]
+
+
+def postgres_scenarios(world: World) -> list[Scenario]:
+    """CloudNativePG's standbys, WAL archive, base backups (staging's daily schedule: 24 h + 2 h of grace) and
+    PgBouncer pools, each fine and then failing."""
+    ns, s, w = world.namespace, Severity.CRITICAL, Severity.WARNING
+    primary, standby, lagging = POSTGRES_PODS
+
+    def on(pod: str, **more: str) -> dict[str, str]:
+        return {"namespace": ns, "pod": pod, "service": "postgres", **more}
+
+    postgres = {"namespace": ns, "service": "postgres"}
+    never_backed_up = {world.backup(pod): flat(0) for pod in POSTGRES_PODS}
+    (core_pooler, core_user), (business_pooler, business_user) = POOLS.values()
+    return [
+        Scenario("a standby 5 s behind is fine; 60 s behind warns after replicationLagFor", {
+            world.sel("cnpg_pg_replication_lag", pod=standby): flat(5),
+            world.sel("cnpg_pg_replication_lag", pod=lagging): flat(60),
+        }, {"4m": [], "6m": [Expect(AlertName.POSTGRES_REPLICATION_LAG_HIGH, w, DATA_TIER, on(lagging), "1m 0s")]}),
+        # the archiver retries the failing segment every minute: each retry is the latest failure
+        Scenario("WAL archiving failing since its last success pages after walArchivingFor", {
+            world.archiver(primary, "failed"): counter(60), world.archiver(primary, "archived"): flat(-600),
+        }, {"9m": [], "11m": [Expect(AlertName.POSTGRES_WAL_ARCHIVING_FAILING, s, DATA_TIER, on(primary))]}),
+        Scenario("an archiving failure its retry recovers from pages nobody", {
+            world.archiver(primary, "failed"): "-7200x2 180 240x27",
+            world.archiver(primary, "archived"): "0 60 120 120 120 300+60x25",
+        }, {"4m": [], "12m": []}),
+        Scenario("a daily base backup 23 h old is fine", {world.backup(primary): flat(-23 * HOUR)}, {"20m": []}),
+        Scenario("a daily base backup 27 h old warns after backupAgeFor", {
+            world.backup(primary): flat(-27 * HOUR),
+        }, {"14m": [], "16m": [Expect(AlertName.POSTGRES_BACKUP_TOO_OLD, w, DATA_TIER, postgres, "1d 3h 16m 0s")]}),
+        Scenario("a cluster started an hour ago with no backup yet warns nobody", {
+            **never_backed_up,
+            **{world.sel("cnpg_pg_postmaster_start_time", pod=pod): flat(-HOUR) for pod in POSTGRES_PODS},
+        }, {"20m": []}),
+        # judged from its oldest instance: standbys restarted since do not make it younger
+        Scenario("a cluster up for 27 h that never completed a backup warns", {
+            **never_backed_up,
+            world.sel("cnpg_pg_postmaster_start_time", pod=primary): flat(-27 * HOUR),
+            **{world.sel("cnpg_pg_postmaster_start_time", pod=pod): flat(-2 * HOUR) for pod in (standby, lagging)},
+        }, {"16m": [Expect(AlertName.POSTGRES_BACKUP_TOO_OLD, w, DATA_TIER, postgres, "1d 3h 16m 0s")]}),
+        Scenario("a pool keeping clients waiting warns; a burst queued for an instant does not", {
+            world.pool(core_pooler, core_user): flat(3),
+            world.pool(business_pooler, business_user): "0 0 4 0 0 2 0x24",
+        }, {"4m": [], "6m": [Expect(AlertName.POSTGRES_POOL_SATURATED, w, DATA_TIER,
+                                    on(core_pooler, database=core_user, user=core_user), "3")]}),
     ]
 
 

@@ -22,6 +22,7 @@ from components.monitoring.rules import AlertName, RuleGroup
 from components.platform import observability_args
 from services.tiers import Severity
 from settings.loader import StackPlan
+from tests.monitoring_fixtures import POSTGRES_PODS, POSTGRES_UP
 from tests.test_monitoring_rules import (
     GI,
     MINUTES,
@@ -42,7 +43,7 @@ SIGNAL_ALERTS = {
     "codai:http_request_duration_seconds:p95_5m": AlertName.LATENCY_HIGH,
     "codai:container_cpu_limit_ratio:rate5m": AlertName.CPU_SATURATION,
     "codai:container_memory_limit_ratio:max": AlertName.MEMORY_SATURATION,
-    "codai:pg_up:max": AlertName.POSTGRES_DOWN,
+    f"codai:{POSTGRES_UP}:max": AlertName.POSTGRES_DOWN,
     "codai:redis_up:max": AlertName.REDIS_DOWN,
 }
 #: Panels with threshold steps and no alert behind them.
@@ -105,7 +106,7 @@ def faults(world: Any) -> dict[str, str | None]:
         world.sel("container_memory_working_set_bytes", pod="id-0", container="id"): flat(0.95 * GI),
         world.sel("container_memory_working_set_bytes", pod="hub-0", container="hub"): flat(0.85 * GI),
         world.up("codai"): flat(0),
-        world.sel("pg_up", pod="postgres-0"): flat(0),
+        world.sel(POSTGRES_UP, pod=POSTGRES_PODS[0], cluster="postgres-cluster"): flat(0),
     }
 
 
@@ -131,7 +132,8 @@ def firing(ns: str) -> list[Expect]:
         Expect(AlertName.MEMORY_SATURATION, w, "support", container("id"), "95%"),
         Expect(AlertName.MEMORY_SATURATION, w, "support", container("hub"), "85%"),
         Expect(AlertName.SERVICE_DOWN, s, "core", job("codai")),
-        Expect(AlertName.POSTGRES_DOWN, s, DATA_TIER, {"namespace": ns, "pod": "postgres-0", "service": "postgres"}),
+        Expect(AlertName.POSTGRES_DOWN, s, DATA_TIER,
+               {"namespace": ns, "pod": POSTGRES_PODS[0], "service": "postgres"}),
     ]
 
 
@@ -213,6 +215,6 @@ def test_alerts_and_panels_read_recorded_signals_only(rollouts_groups, models):
     assert read == set(records)
     # the source metrics of the signals appear in recording rules only
     for metric in ("http_requests_total", "http_request_duration_seconds", "container_cpu_usage_seconds_total",
-                   "container_memory_working_set_bytes", "kube_pod_container_resource_limits", "pg_up",
+                   "container_memory_working_set_bytes", "kube_pod_container_resource_limits", POSTGRES_UP,
                    "redis_up", "up{"):
         assert [e for e in alerts + queries if re.search(rf"(?<![:\w]){re.escape(metric)}", e)] == [], metric

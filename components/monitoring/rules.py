@@ -1,9 +1,10 @@
 """Prometheus rules, generated from the resolved services and the stack's alert settings.
 
 One rule group per catalog tier (every service of the tier in one regex, the tier's own
-severities and latency objective) and one for the data tier (PostgreSQL, Redis, volumes, and
-any container of the namespace that is not a catalog service). Nothing here names a service:
-adding one to the catalog adds it to its tier's rules.
+severities and latency objective) and one for the data tier (PostgreSQL with its standbys, WAL
+archive, backups and pools, Redis, volumes, and any container of the namespace that is not a
+catalog service). Nothing here names a service: adding one to the catalog adds it to its tier's
+rules.
 
 Each group starts with the recording rules of its signals (components/monitoring/signals.py,
 recorded by recording_rules.py): the alerts compare those recorded series with their thresholds,
@@ -18,10 +19,8 @@ alert names, the rule's shape and labels). Every expression selects the platform
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TypedDict
 
-from components.contracts import HealthProbe
 from components.labels import DATA_TIER
 from components.monitoring.alert_rules import AlertingRule, AlertName
 from components.monitoring.args import ObservabilityArgs
@@ -55,14 +54,25 @@ def _tier_rules(scope: Scope, monitoring: MonitoringSettings, tier: Tier) -> lis
     return built + services.rollouts()
 
 
-def _data_rules(scope: Scope, monitoring: MonitoringSettings, dependencies: Sequence[HealthProbe],
-                replicated: Sequence[Dependency]) -> list[RecordingRule | AlertingRule]:
+def _postgres_rules(data: DataAlerts, args: ObservabilityArgs) -> list[AlertingRule]:
+    """PostgreSQL watched (in the cluster, with clients): its pools; replicated, its standbys' lag; backups on,
+    its WAL archive and the age of its base backups (CloudNativePG archives only when backups are on)."""
+    if Dependency.POSTGRES not in {probe.dependency for probe in args.dependencies}:
+        return []
+    standbys = [data.replication_lag()] if Dependency.POSTGRES in args.replicated else []
+    schedule = args.postgres_backup_schedule
+    backups = [data.wal_archiving(), data.backup_age(schedule)] if schedule is not None else []
+    return [*standbys, *backups, data.pool_saturated()]
+
+
+def _data_rules(scope: Scope, args: ObservabilityArgs) -> list[RecordingRule | AlertingRule]:
+    monitoring, dependencies, replicated = args.monitoring, args.dependencies, args.replicated
     signals, data = SignalRules(scope, monitoring), DataAlerts(scope, monitoring)
     containers = ContainerAlerts(scope, monitoring)
     sentinel = [data.sentinel_quorum(), data.replica_unhealthy()] if Dependency.REDIS in replicated else []
     return [*(signals.dependency_signal(d) for d in dependencies), *signals.container_signals(),
-            *(data.dependency_down(d, d.dependency in replicated) for d in dependencies), *sentinel, data.disk(),
-            *containers.saturation(), containers.crash_loop()]
+            *(data.dependency_down(d, d.dependency in replicated) for d in dependencies), *sentinel,
+            *_postgres_rules(data, args), data.disk(), *containers.saturation(), containers.crash_loop()]
 
 
 def rule_groups(args: ObservabilityArgs) -> dict[str, RuleGroup]:
@@ -72,7 +82,7 @@ def rule_groups(args: ObservabilityArgs) -> dict[str, RuleGroup]:
         tier.value: _tier_rules(tier_scope(args, tier), monitoring, tier)
         for tier in Tier if args.in_tier(tier)
     }
-    groups[DATA_TIER] = _data_rules(data_scope(args), monitoring, args.dependencies, args.replicated)
+    groups[DATA_TIER] = _data_rules(data_scope(args), args)
     return {key: {"name": f"codai.{key}", "rules": rules} for key, rules in groups.items()}
 
 
