@@ -21,6 +21,9 @@ from settings.environment import RbacSettings, ResolvedQuota, Subject
 
 PLATFORM_NAME = "codai-platform"
 
+#: The CloudNativePG objects the program declares (docs/data.md); the operator makes the rest.
+CNPG_RESOURCES = ["clusters", "poolers", "databases", "scheduledbackups"]
+
 #: What CI may change. Deliberately no wildcard: a new kind must be added here on purpose.
 DEPLOYER_RULES: list[PolicyRuleArgsDict] = [
     {"api_groups": [""], "resources": ["configmaps", "secrets", "services", "serviceaccounts",
@@ -38,6 +41,8 @@ DEPLOYER_RULES: list[PolicyRuleArgsDict] = [
      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
     {"api_groups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules",
                                                              "alertmanagerconfigs"],
+     "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
+    {"api_groups": ["postgresql.cnpg.io"], "resources": CNPG_RESOURCES,
      "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]},
     {"api_groups": [""], "resources": ["pods", "pods/log", "events", "endpoints"], "verbs": ["get", "list", "watch"]},
     {"api_groups": ["apps"], "resources": ["replicasets"], "verbs": ["get", "list", "watch"]},
@@ -59,6 +64,7 @@ VIEWER_RULES: list[PolicyRuleArgsDict] = [
     {"api_groups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules",
                                                              "alertmanagerconfigs"],
      "verbs": ["get", "list", "watch"]},
+    {"api_groups": ["postgresql.cnpg.io"], "resources": [*CNPG_RESOURCES, "backups"], "verbs": ["get", "list", "watch"]},
 ]
 
 

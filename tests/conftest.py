@@ -18,6 +18,10 @@ from tools.offline import StackRun, discover_stacks, run_stack, stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = discover_stacks()
+#: The least a stack file says about PostgreSQL: where its in-cluster server archives (the settings
+#: refuse backups kept in the cluster they protect).
+POSTGRES_BACKUP: dict[str, Any] = {"backup": {"target": "objectStore", "objectStore": {
+    "url": "s3://codai-backups/test", "credentialsSecret": "postgres-backup-s3"}}}
 
 
 def in_ci() -> bool:

@@ -76,7 +76,8 @@ def test_the_deployer_manages_and_viewers_read_every_other_kind_the_stack_render
                 for verb in rule["verbs"]}
 
     rendered = {(o["apiVersion"], o["kind"]) for o in any_stack.kubernetes_objects()}
-    assert {kind for _, kind in rendered} >= {"StatefulSet", "CronJob", "PrometheusRule", "AlertmanagerConfig"}
+    assert {kind for _, kind in rendered} >= {"StatefulSet", "Cluster", "Pooler", "Database", "ScheduledBackup",
+                                             "PrometheusRule", "AlertmanagerConfig"}
     for api_version, kind in sorted(rendered):
         if kind in ADMINISTERED:
             continue

@@ -9,17 +9,19 @@ import pytest
 from services.tiers import Tier
 from settings import SettingsError, load_settings
 from settings.monitoring import DEFAULT_LATENCY_P95_SECONDS, MonitoringSettings, duration_seconds
+from tests.conftest import POSTGRES_BACKUP
 
 ENV = {"domain": "staging.codai.dev", "release": "2024.12.1"}
 
 
 def monitoring(value: dict[str, Any]) -> MonitoringSettings:
-    return load_settings("staging", {"environment": ENV, "monitoring": value}).settings.monitoring
+    return load_settings("staging", {"environment": ENV, "postgres": POSTGRES_BACKUP,
+                                     "monitoring": value}).settings.monitoring
 
 
 def problems(value: dict[str, Any]) -> list[tuple[str, str]]:
     with pytest.raises(SettingsError) as caught:
-        load_settings("staging", {"environment": ENV, "monitoring": value})
+        load_settings("staging", {"environment": ENV, "postgres": POSTGRES_BACKUP, "monitoring": value})
     return caught.value.problems
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from settings import CONFIG_KEYS, SettingsError
 from settings.loader import PROJECT
+from tests.conftest import POSTGRES_BACKUP
 from tools import offline, render
 from tools.offline import ROOT, run_stack, stack_config
 
@@ -33,14 +34,15 @@ def test_errors_abort_before_the_first_resource(monkeypatch):
     assert [t for t in registered if t != "pulumi:pulumi:Stack"] == []
 
 
-def test_a_new_stack_needs_only_a_stack_file_with_environment_keys(tmp_path):
+def test_a_new_stack_needs_only_its_environment_and_where_postgres_backs_up(tmp_path):
     (tmp_path / "Pulumi.production-eu.yaml").write_text(yaml.safe_dump({"config": {
         f"{PROJECT}:environment": {
             "domain": "eu.codai.dev",
             "release": "2024.12.1",
             "imageRegistry": "registry.eu.codai.dev/codai",
             "quota": {"requestsCpu": "96", "requestsMemory": "192Gi"},
-        }}}))
+        },
+        f"{PROJECT}:postgres": POSTGRES_BACKUP}}))
     config, secrets = stack_config("production-eu", root=tmp_path)
     run = run_stack("production-eu", config=config, secret_keys=secrets)
     assert run.outputs["urls"]["codai"] == "https://codai.eu.codai.dev"
@@ -61,6 +63,10 @@ def _keys(value: object, path: str = "") -> list[tuple[str, object]]:
     return []
 
 
+#: Keys whose value names a Kubernetes Secret (settings' Secret references), never holds one.
+SECRET_NAME_KEYS = (".credentialsSecret", ".adminSecret.name")
+
+
 def test_stack_files_hold_known_keys_and_no_plain_secrets():
     for path in Path(render.ROOT).glob("Pulumi.*.yaml"):
         document = yaml.safe_load(path.read_text())["config"]
@@ -70,6 +76,8 @@ def test_stack_files_hold_known_keys_and_no_plain_secrets():
             if namespace == PROJECT:
                 assert name in CONFIG_KEYS, f"{path.name}: {key}"
         for where, value in _keys(document):
+            if where.endswith(SECRET_NAME_KEYS):
+                continue  # the name of a Kubernetes Secret made elsewhere, not its content
             if any(word in where.lower() for word in ("password", "token", "secret", "apikey")):
                 assert isinstance(value, dict) and set(value) == {"secure"}, f"{path.name}: {where} is not encrypted"
 

@@ -10,13 +10,14 @@ from services import CATALOG, Tier
 from settings import SettingsError, load_settings
 from settings.pulumi_config import project_values
 from settings.quantities import Cpu, Memory
+from tests.conftest import POSTGRES_BACKUP
 
 ENV = {"domain": "staging.codai.dev", "release": "2024.12.1"}
 
 
 def config(**overrides: Any) -> dict[str, Any]:
     """A minimal valid stack config with ``overrides`` merged at the top level."""
-    base: dict[str, Any] = {"environment": dict(ENV)}
+    base: dict[str, Any] = {"environment": dict(ENV), "postgres": POSTGRES_BACKUP}
     for key, value in overrides.items():
         if key == "environment":
             base["environment"].update(value)

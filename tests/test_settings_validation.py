@@ -47,10 +47,12 @@ from settings.environment import ResolvedQuota, Subject
 from settings.monitoring import DEFAULT_LATENCY_P95_SECONDS, SecretKeyRef
 from settings.quantities import Cpu, Memory
 from settings.rollout import BlueGreenSettings, CanarySettings, RolloutSettings
+from tests.conftest import POSTGRES_BACKUP
 from tools.offline import stack_values
 
 STACK = "staging"
-BASE: dict[str, Any] = {"environment": {"domain": "staging.codai.dev", "release": "2024.12.1"}}
+BASE: dict[str, Any] = {"environment": {"domain": "staging.codai.dev", "release": "2024.12.1"},
+                        "postgres": POSTGRES_BACKUP}
 BOGUS = "bogusKey"
 #: A public catalog service: a canary needs ingress traffic to split.
 SERVICE = "codai"
@@ -285,6 +287,9 @@ def model_constraints(model: type[SettingsModel]) -> Iterator[str]:
         yield f"{model.__name__}:{name}"
 
 
+#: The resources each server's sizing checks: PostgreSQL's exporter is CloudNativePG's, inside its container.
+CHECKED_RESOURCES = {"postgres": ("resources",), "redis": ("resources", "exporterResources")}
+
 #: Rules checked after the models, across keys (settings.resolve and settings.loader): not model
 #: metadata, so listed here; the data servers' and the quota's are derived from what they check.
 CROSS_KEY_RULES = {
@@ -295,7 +300,8 @@ CROSS_KEY_RULES = {
     "resolve:memory-request-above-limit",
     "loader:monitoring-namespace-differs",
     *(f"{server.key}.{resources}:{kind}-request-above-limit" for server in ServerSettings.__subclasses__()
-      for resources in ("resources", "exporterResources") for kind in ("cpu", "memory")),
+      for resources in CHECKED_RESOURCES[server.key] for kind in ("cpu", "memory")),
+    "postgres.backup.target:in-cluster-volume",
     *(f"capacity:environment.quota.{to_camel(name)}" for name in ResolvedQuota.model_fields),
     # The connection budget (settings.connection_budget): the server's side, and each tier's Pooler's.
     "budget:postgres.maxConnections",
@@ -402,6 +408,14 @@ def _environment_cases() -> list[Any]:
              "controllerNamespace", "is not a DNS label", "IngressSettings.controller_namespace:_dns_label"),
         case("cluster-issuer-uppercase", "environment.tls", {"clusterIssuer": "LetsEncrypt"}, "clusterIssuer",
              "is not a DNS label", "TlsSettings.cluster_issuer:_dns_label"),
+        case("k8s-api-server-not-cidr", k8s, {"apiServerCidrs": ["kubernetes.default"]}, "apiServerCidrs[0]",
+             "not a valid IPv4 or IPv6 network", "KubernetesSettings.api_server_cidrs[item]:IPvAnyNetwork"),
+        case("k8s-api-server-no-port", k8s, {"apiServerPorts": []}, "apiServerPorts", "at least 1 item",
+             "KubernetesSettings.api_server_ports:minlen"),
+        case("k8s-api-server-port-0", k8s, {"apiServerPorts": [0]}, "apiServerPorts[0]", GE1,
+             "KubernetesSettings.api_server_ports[item]:ge"),
+        case("k8s-api-server-port-65536", k8s, {"apiServerPorts": [65536]}, "apiServerPorts[0]",
+             "less than or equal to 65535", "KubernetesSettings.api_server_ports[item]:le"),
         case("k8s-min-malformed", k8s, {"minVersion": "1.9"}, "minVersion", "not a Kubernetes minor version",
              "KubernetesSettings.min_version:_k8s_version"),
         case("k8s-max-malformed", k8s, {"maxVersion": "2.0"}, "maxVersion", "not a Kubernetes minor version",
@@ -632,7 +646,8 @@ SERVERS = {"postgres": ("PostgresSettings", "ExternalPostgres", "postgres"),
            "redis": ("RedisSettings", "ExternalRedis", "redis")}
 ABOVE_LIMIT = {"cpu": ("8", "cpu request 8 is above its limit"), "memory": ("8Gi", "memory request 8Gi is above")}
 #: Redis runs three servers in production: a request of 8 CPUs each would also overflow the quota.
-ABOVE_LIMIT_BY_SERVER = {"postgres": ABOVE_LIMIT,
+#: PostgreSQL runs three instances in production: 8 CPUs each would too; 5 (limit 4) fits the quota.
+ABOVE_LIMIT_BY_SERVER = {"postgres": {**ABOVE_LIMIT, "cpu": ("5", "cpu request 5 is above its limit")},
                          "redis": {**ABOVE_LIMIT, "cpu": ("2", "cpu request 2 is above its limit")}}
 
 
@@ -646,8 +661,9 @@ def _server_cases(server: str) -> list[Any]:
              "'latest' is not a pinned version"),
         case(f"{server}-image-bad-digest", server, {"image": f"{image}@sha256:abc"}, "image",
              "a digest reference is '<repository>@sha256:<64 hex digits>'"),
-        case(f"{server}-exporter-unpinned", server, {"exporterImage": "registry.example.com:5000/exporter"},
-             "exporterImage", "has no version tag", f"{model}.exporter_image:_pinned_image"),
+        *([case(f"{server}-exporter-unpinned", server, {"exporterImage": "registry.example.com:5000/exporter"},
+                "exporterImage", "has no version tag", f"{model}.exporter_image:_pinned_image")]
+          if server == "redis" else []),
         case(f"{server}-mode-unknown", server, {"mode": "managed"}, "mode", "'inCluster' or 'external'",
              f"{model}.mode:literal"),
         case(f"{server}-storage-size", server, {"storageSize": "big"}, "storageSize", "is not a memory quantity",
@@ -660,7 +676,7 @@ def _server_cases(server: str) -> list[Any]:
              "`external` is set but mode is inCluster"),
         *(case(f"{server}-{resources}-{kind}-above-limit", f"{server}.{resources}.requests", {kind: value}, kind,
                fragment, f"{server}.{resources}:{kind}-request-above-limit")
-          for resources in ("resources", "exporterResources")
+          for resources in CHECKED_RESOURCES[server]
           for kind, (value, fragment) in ABOVE_LIMIT_BY_SERVER[server].items()),
         case(f"{server}-host-invalid", external, {"host": "DB_Server"}, "host",
              "'DB_Server' is neither a lowercase DNS name nor an IP address", f"{external_model}.host:_host"),
@@ -723,7 +739,7 @@ def _postgres_cases() -> list[Any]:
              "PostgresBackupSettings.storage_size:Memory"),
         case("backup-storage-class", backup, {"storageClass": "-ssd"}, "storageClass", "is not a DNS label",
              "PostgresBackupSettings.storage_class:_dns_label"),
-        case("backup-object-store-without-block", backup, {"target": "objectStore"}, "",
+        case("backup-object-store-without-block", backup, {"target": "objectStore", "objectStore": None}, "",
              "target is objectStore but `objectStore` (url, credentialsSecret) is not set",
              "PostgresBackupSettings:_target"),
         case("backup-object-store-with-volume", (store, backup), {"target": "volume"}, "",
@@ -736,6 +752,26 @@ def _postgres_cases() -> list[Any]:
              "ObjectStoreTarget.region:minlen"),
         case("object-store-credentials", store, {"credentialsSecret": "Backup_S3"}, "credentialsSecret",
              "is not a DNS label", "ObjectStoreTarget.credentials_secret:_dns_label"),
+        case("backup-retention-words", backup, {"retention": "30 days"}, "retention", "should match pattern",
+             "PostgresBackupSettings.retention:pattern"),
+        case("backup-retention-years", backup, {"retention": "1y"}, "retention", "should match pattern"),
+        case("backup-retention-zero", backup, {"retention": "0d"}, "retention", "should match pattern"),
+        case("backup-in-cluster-to-a-volume", backup, {"target": "volume", "objectStore": None}, "target",
+             "volume keeps the backups in the cluster they protect", "postgres.backup.target:in-cluster-volume"),
+        case("postgres-instances-zero", pg, {"instances": 0}, "instances", "greater than or equal to 1 (got 0)",
+             "PostgresSettings.instances:ge"),
+        case("postgres-instances-ten", pg, {"instances": 10}, "instances", "less than or equal to 9 (got 10)",
+             "PostgresSettings.instances:le"),
+        case("postgres-instances-external", (f"{pg}.external", pg), {"instances": 3}, "",
+             "instances set but mode is external"),
+        case("pooler-instances-zero", f"{pg}.pooler", {"instances": 0}, "instances",
+             "greater than or equal to 1 (got 0)", "PoolerSettings.instances:ge"),
+        case("pooler-instances-ten", f"{pg}.pooler", {"instances": 10}, "instances",
+             "less than or equal to 9 (got 10)", "PoolerSettings.instances:le"),
+        case("operator-namespace", pg, {"operatorNamespace": "CNPG"}, "operatorNamespace", "is not a DNS label",
+             "PostgresSettings.operator_namespace:_dns_label"),
+        case("postgres-image-without-barman", pg, {"image": "postgres:16.4-bookworm"}, "",
+             "has no barman-cloud, which archiving, backups and recovery run"),
         case("object-store-egress-not-cidr", store, {"egressCidrs": ["s3.amazonaws.com"]}, "egressCidrs[0]",
              "not a valid IPv4 or IPv6 network", "ObjectStoreTarget.egress_cidrs[item]:IPvAnyNetwork"),
     ]
