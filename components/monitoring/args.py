@@ -21,8 +21,8 @@ class ObservabilityArgs:
     #: The health probe of each shared dependency that runs in the cluster and has a client: only those
     #: have an exporter here. A managed server is watched by its provider; ``absent(pg_up)`` would page forever.
     dependencies: tuple[HealthProbe, ...]
-    #: The watched dependencies that run replicated (Redis under Sentinel, PostgreSQL's standbys): they get
-    #: replication alerts.
+    #: The watched dependencies that run replicated (Redis under Sentinel, PostgreSQL with standbys): they are
+    #: down only when no server answers; Redis gets its sentinels' alerts.
     replicated: tuple[Dependency, ...] = ()
     #: The 5-field cron of PostgreSQL's base backups when it runs in the cluster with backups on (WAL archived,
     #: base backups scheduled); None otherwise: no archiving or backup-age alert would have anything to watch.

@@ -88,7 +88,7 @@ class DataAlerts(RuleBuilder):
         )
 
     def replication_lag(self) -> AlertingRule:
-        """Replicated PostgreSQL: a standby replaying the primary's WAL too far behind (a failover would lose it)."""
+        """A PostgreSQL standby replaying the primary's WAL too far behind (a failover would have to catch up)."""
         scope, lag, for_ = self.scope, self.alerts.replication_lag_seconds, self.alerts.replication_lag_for
         # cnpg_pg_replication_lag: config/manager/default-monitoring.yaml, query `pg_replication`, column `lag`:
         # seconds since the last replayed transaction, 0 on the primary and on a standby that replayed all it got.

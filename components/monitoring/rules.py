@@ -55,14 +55,14 @@ def _tier_rules(scope: Scope, monitoring: MonitoringSettings, tier: Tier) -> lis
 
 
 def _postgres_rules(data: DataAlerts, args: ObservabilityArgs) -> list[AlertingRule]:
-    """PostgreSQL watched (in the cluster, with clients): its pools; replicated, its standbys' lag; backups on,
-    its WAL archive and the age of its base backups (CloudNativePG archives only when backups are on)."""
+    """PostgreSQL watched (in the cluster, with clients): its standbys' lag (every instance reports it, a primary
+    alone 0, so one instance needs no rule of its own) and its pools; backups on, its WAL archive and the age of
+    its base backups (CloudNativePG archives only when backups are on)."""
     if Dependency.POSTGRES not in {probe.dependency for probe in args.dependencies}:
         return []
-    standbys = [data.replication_lag()] if Dependency.POSTGRES in args.replicated else []
     schedule = args.postgres_backup_schedule
     backups = [data.wal_archiving(), data.backup_age(schedule)] if schedule is not None else []
-    return [*standbys, *backups, data.pool_saturated()]
+    return [data.replication_lag(), *backups, data.pool_saturated()]
 
 
 def _data_rules(scope: Scope, args: ObservabilityArgs) -> list[RecordingRule | AlertingRule]:
