@@ -12,7 +12,9 @@ from services.catalog import CATALOG
 from tools.connectivity import Call, connectivity, connectivity_report, declared_calls
 from tools.lint_objects import lint
 from tools.offline import StackRun
+from tools.operator_pods import operator_objects
 from tools.rendered import selector_matches
+from tools.validate import made_elsewhere
 
 Object = dict[str, Any]
 
@@ -25,11 +27,16 @@ def find(objects: list[Object], kind: str, name: str) -> Object:
     return next(o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name)
 
 
+def linted(run: StackRun, objects: list[Object]) -> list[str]:
+    """The lint of ``objects``, knowing the Secrets ``run``'s stack file says someone else makes."""
+    return lint(objects, made_elsewhere(run.stack))
+
+
 def broken(run: StackRun, kind: str, name: str, change: Callable[[Object], Any]) -> list[str]:
     """The lint of ``run``'s objects after ``change`` to one of them."""
     objects = objects_of(run)
     change(find(objects, kind, name))
-    return lint(objects)
+    return linted(run, objects)
 
 
 def without(run: StackRun, *keys: tuple[str, str]) -> list[Object]:
@@ -41,7 +48,9 @@ def without(run: StackRun, *keys: tuple[str, str]) -> list[Object]:
 
 def test_the_real_stacks_are_clean(any_stack):
     objects = any_stack.kubernetes_objects()
-    assert lint(objects) == []
+    assert linted(any_stack, objects) == []
+    # The object-store keys of the Cluster's backups are the stack owner's to create: a reference all the same.
+    assert lint(objects) == ["Cluster/postgres-cluster: backup s3Credentials Secret postgres-backup-s3 is not rendered"]
     report = connectivity_report(objects, declared_calls())
     assert report.errors == []
     service_calls = [c for c in declared_calls() if c.dependency is None]
@@ -136,7 +145,7 @@ def test_an_ingress_tls_secret_is_made_by_cert_manager_only_when_annotated(stagi
 def test_config_maps_secrets_and_service_accounts_must_be_rendered(staging):
     objects = without(staging, ("ConfigMap", "logai-config"), ("Secret", "logai-app-secrets"),
                       ("ServiceAccount", "logai"))
-    assert sorted(lint(objects)) == [
+    assert sorted(linted(staging, objects)) == [
         "Deployment/logai: ServiceAccount logai is not rendered",
         "Deployment/logai: envFrom ConfigMap logai-config is not rendered",
         "Deployment/logai: envFrom Secret logai-app-secrets is not rendered",
@@ -152,7 +161,7 @@ def test_env_and_volume_references_must_be_rendered_unless_cert_manager_makes_th
         {"name": "both", "projected": {"sources": [{"secret": {"name": "docs-cert"}},
                                                    {"configMap": {"name": "docs-config"}}]}},
     ]
-    assert lint(objects) == [
+    assert linted(staging, objects) == [
         "Deployment/docs: env Secret api-key is not rendered",
         "Deployment/docs: volume ConfigMap docs-settings is not rendered",
         "Deployment/docs: volume Secret docs-cert is not rendered",
@@ -160,7 +169,7 @@ def test_env_and_volume_references_must_be_rendered_unless_cert_manager_makes_th
     objects.append({"apiVersion": "cert-manager.io/v1", "kind": "Certificate",
                     "metadata": {"name": "docs", "namespace": pod_namespace(objects)},
                     "spec": {"secretName": "docs-cert", "issuerRef": {"name": "ca"}}})
-    assert lint(objects) == [
+    assert linted(staging, objects) == [
         "Deployment/docs: env Secret api-key is not rendered",
         "Deployment/docs: volume ConfigMap docs-settings is not rendered",
     ]
@@ -185,11 +194,12 @@ def test_a_pod_monitor_selecting_nothing_or_a_missing_port(staging):
                        "metadata": {"name": "kodex", "namespace": pod_namespace(objects)},
                        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "kodex"}},
                                 "podMetricsEndpoints": [{"port": "metrics"}]}}
-    assert lint([*objects, monitor]) == []
+    assert linted(staging, [*objects, monitor]) == []
     monitor["spec"]["podMetricsEndpoints"] = [{"port": "prom"}]
-    assert lint([*objects, monitor]) == ["PodMonitor/kodex: no selected pod has a container port named 'prom'"]
+    assert linted(staging, [*objects, monitor]) == [
+        "PodMonitor/kodex: no selected pod has a container port named 'prom'"]
     monitor["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/name": "kodx"}}
-    assert lint([*objects, monitor]) == ["PodMonitor/kodex: selector matches no pod"]
+    assert linted(staging, [*objects, monitor]) == ["PodMonitor/kodex: selector matches no pod"]
 
 
 # --- connectivity through NetworkPolicies -------------------------------------------------------
@@ -250,15 +260,117 @@ def test_a_dependency_in_the_cluster_must_be_reachable_from_its_users(staging):
     objects = objects_of(staging)
     wallet = find(objects, "NetworkPolicy", "wallet")["spec"]
     wallet["egress"] = [rule for rule in wallet["egress"] if {"port": 5432, "protocol": "TCP"} not in rule["ports"]]
-    admitted = find(objects, "NetworkPolicy", "postgres")["spec"]["ingress"][0]["from"][0]["podSelector"][
-        "matchExpressions"][0]["values"]
+    admitted = find(objects, "NetworkPolicy", "postgres-pooler-business")["spec"]["ingress"][0]["from"][0][
+        "podSelector"]["matchExpressions"][0]["values"]
     admitted.remove("bancai")
     assert connectivity(objects, calls) == [
         "NetworkPolicy: wallet may call postgres (uses postgres) but the egress of Deployment/wallet does not allow "
         "port 5432",
-        "NetworkPolicy: bancai may call postgres (uses postgres) but the ingress of StatefulSet/postgres refuses "
-        "Deployment/bancai on port 5432",
+        "NetworkPolicy: bancai may call postgres (uses postgres) but the ingress of "
+        "Deployment/postgres-pooler-business refuses Deployment/bancai on port 5432",
     ]
+
+
+# --- what the CloudNativePG operator makes -------------------------------------------------------
+
+
+def test_the_operator_makes_pods_and_services_from_the_crs_as_its_source_does():
+    cluster = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": {"name": "db", "namespace": "n"},
+               "spec": {"instances": 3, "inheritedMetadata": {"labels": {"team": "a"}}}}
+    pooler = {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Pooler",
+              "metadata": {"name": "db-pool", "namespace": "n"},
+              "spec": {"cluster": {"name": "db"}, "instances": 2, "template": {
+                  "metadata": {"labels": {"team": "b", "cnpg.io/podRole": "mine"}},
+                  "spec": {"containers": [{"name": "pgbouncer", "resources": {}}]}}}}
+    instance, deployment, service = operator_objects([cluster, pooler, {"kind": "Cluster", "apiVersion": "x/v1"}])
+    assert (instance["kind"], instance["metadata"]) == ("Pod", {"name": "db-1", "namespace": "n", "labels": {
+        "cnpg.io/cluster": "db", "cnpg.io/instanceName": "db-1", "cnpg.io/podRole": "instance",
+        "app.kubernetes.io/name": "postgresql", "app.kubernetes.io/managed-by": "cloudnative-pg",
+        "app.kubernetes.io/instance": "db", "app.kubernetes.io/component": "database", "team": "a"}})
+    assert {(p["name"], p["containerPort"]) for p in instance["spec"]["containers"][0]["ports"]} == {
+        ("postgresql", 5432), ("metrics", 9187), ("status", 8000)}
+    template = deployment["spec"]["template"]
+    assert (deployment["kind"], deployment["metadata"]["name"]) == ("Deployment", "db-pool")
+    assert template["metadata"]["labels"] == {  # the operator's labels over the template's
+        "team": "b", "cnpg.io/poolerName": "db-pool", "cnpg.io/cluster": "db", "cnpg.io/podRole": "pooler",
+        "app.kubernetes.io/name": "postgresql", "app.kubernetes.io/managed-by": "cloudnative-pg",
+        "app.kubernetes.io/instance": "db", "app.kubernetes.io/component": "pooler"}
+    assert template["spec"]["containers"] == [{"name": "pgbouncer", "resources": {}, "ports": [
+        {"name": "pgbouncer", "containerPort": 5432, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9127, "protocol": "TCP"}]}]
+    assert (service["kind"], service["metadata"]["name"], service["spec"]["selector"]) == (
+        "Service", "db-pool", {"cnpg.io/poolerName": "db-pool"})
+    assert service["spec"]["ports"] == [{"name": "pgbouncer", "port": 5432, "targetPort": "pgbouncer",
+                                         "protocol": "TCP"}]
+
+
+def test_a_network_policy_selecting_a_pooler_that_does_not_exist(staging):
+    assert broken(staging, "NetworkPolicy", "postgres-pooler-core",
+                  lambda p: p["spec"]["podSelector"]["matchLabels"].update({"cnpg.io/poolerName": "nonexistent"})) == [
+        "NetworkPolicy/postgres-pooler-core: podSelector matches no pod"]
+    objects = without(staging, ("Pooler", "postgres-pooler-core"))  # its PgBouncers go with it
+    assert linted(staging, objects) == ["NetworkPolicy/postgres-pooler-core: podSelector matches no pod"]
+
+
+def test_metrics_services_must_select_the_operators_pods_on_their_ports(staging):
+    assert broken(staging, "Service", "postgres-metrics", lambda s: s["spec"]["selector"].update(
+        {"cnpg.io/podRole": "primary"})) == [
+        "Service/postgres-metrics: selector {'cnpg.io/cluster': 'postgres-cluster', 'cnpg.io/podRole': 'primary'} "
+        "matches no pod"]
+    assert broken(staging, "Service", "postgres-pooler-metrics",
+                  lambda s: s["spec"]["ports"][0].update({"targetPort": 9187})) == [
+        f"Service/postgres-pooler-metrics: targetPort 9187 is not a port of Deployment/postgres-pooler-{tier}'s "
+        "containers" for tier in ("business", "core", "support")]
+
+
+def test_a_cluster_role_whose_password_secret_is_not_rendered(staging):
+    objects = without(staging, ("Secret", "wallet-postgres-login"))
+    assert linted(staging, objects) == [
+        "Cluster/postgres-cluster: role wallet passwordSecret Secret wallet-postgres-login is not rendered"]
+    assert lint(objects, {"wallet-postgres-login", *made_elsewhere(staging.stack)}) == []  # made by someone else
+    roles = find(objects, "Cluster", "postgres-cluster")["spec"]["managed"]["roles"]
+    next(role for role in roles if role["name"] == "wallet").pop("passwordSecret")  # a role without a password
+    assert linted(staging, objects) == []
+
+
+def test_a_client_must_reach_its_tiers_pooler_not_the_instances(staging):
+    calls = [Call("wallet", "postgres", "postgres")]
+    objects = objects_of(staging)
+    for rule in find(objects, "NetworkPolicy", "wallet")["spec"]["egress"]:
+        if {"port": 5432, "protocol": "TCP"} in rule["ports"]:
+            rule["to"] = [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "postgres-cluster",
+                                                           "cnpg.io/podRole": "instance"}}}]
+    assert connectivity(objects, calls) == [
+        "NetworkPolicy: wallet may call postgres (uses postgres) but the egress of Deployment/wallet does not allow "
+        "port 5432"]
+    # Another tier's Pooler is not its own either.
+    for rule in find(objects, "NetworkPolicy", "wallet")["spec"]["egress"]:
+        if {"port": 5432, "protocol": "TCP"} in rule["ports"]:
+            rule["to"] = [{"podSelector": {"matchLabels": {"cnpg.io/poolerName": "postgres-pooler-core"}}}]
+    assert len(connectivity(objects, calls)) == 1
+    objects = without(staging, ("Pooler", "postgres-pooler-business"))
+    assert connectivity(objects, calls) == [
+        "NetworkPolicy: wallet may call postgres (uses postgres) but its Pooler postgres-pooler-business is not "
+        "rendered"]
+
+
+def test_the_poolers_must_reach_the_instances(staging):
+    calls = [Call("wallet", "postgres", "postgres")]
+    objects = objects_of(staging)
+    pooler = find(objects, "NetworkPolicy", "postgres-pooler-business")["spec"]
+    pooler["egress"] = [rule for rule in pooler["egress"] if "podSelector" not in str(rule["to"])]
+    instances = find(objects, "NetworkPolicy", "postgres")["spec"]
+    instances["ingress"][0]["from"] = instances["ingress"][0]["from"][:1]  # the Cluster's own pods only
+    assert connectivity(objects, calls) == [
+        "NetworkPolicy: wallet may call postgres (uses postgres) but the egress of Deployment/postgres-pooler-business "
+        "does not allow port 5432",
+        "NetworkPolicy: wallet may call postgres (uses postgres) but the ingress of Pod/postgres-cluster-1 refuses "
+        "Deployment/postgres-pooler-business on port 5432",
+    ]
+    find(objects, "Pooler", "postgres-pooler-business")["spec"]["cluster"]["name"] = "elsewhere"
+    assert connectivity(objects, calls) == [
+        "NetworkPolicy: wallet may call postgres (uses postgres) but no instance of the Cluster of "
+        "Deployment/postgres-pooler-business is rendered"]
 
 
 def test_a_dependency_with_no_server_in_the_render_is_outside(staging):

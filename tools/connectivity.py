@@ -5,6 +5,11 @@ service's ``callers`` and its ``uses`` of shared dependencies) passes the client
 the server's ingress policies, computed from the rendered policies, pod labels and ports as
 Kubernetes evaluates them (:class:`NetworkPolicies`). :func:`rules_allow` is the narrower
 question of one policy's rules against same-namespace labels.
+
+The pods and Services the CloudNativePG operator makes count as rendered (tools/operator_pods.py,
+the same recipe as the object lint's). A client of PostgreSQL in the cluster connects to its tier's
+Pooler (the host of its ``DATABASE_URL``, ``<pooler>.<namespace>.svc``), never to the instances:
+the call is checked from the client to that Pooler's PgBouncers, and on from them to the instances.
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from components.data.postgres_cluster import pooler_name
+from components.labels import TIER_LABEL
 from services.catalog import CATALOG, Catalog
+from services.tiers import Tier
+from tools.operator_pods import UPSTREAM_PORT, is_pgbouncer, upstream, with_operator_objects
 from tools.rendered import Object, Pod, Rendered, map_selector_matches, namespace_of, selector_matches
 
-#: Workloads whose pods serve connections (a Job's pods are not a dependency's server).
-SERVING_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+#: Workloads whose pods serve connections (a Job's pods are not a dependency's server; the
+#: operator makes PostgreSQL's instances as bare Pods).
+SERVING_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Pod")
 
 
 class Call(NamedTuple):
@@ -110,16 +120,20 @@ def _is_metrics(port: Mapping[str, Any]) -> bool:
     return any(word in str(port.get("name", "")) for word in ("metrics", "exporter"))
 
 
+def _service_ports(service: Object, server: Pod) -> set[int]:
+    """Container ports of ``server`` that ``service`` forwards to, metrics aside."""
+    numbers = {server.container_port(port.get("targetPort", port.get("port")))
+               for port in (service.get("spec") or {}).get("ports") or [] if not _is_metrics(port)}
+    return {number for number in numbers if number is not None}
+
+
 def _serving_ports(rendered: Rendered, server: Pod) -> list[int]:
     """Container ports clients reach ``server`` on: what Services selecting it forward to, metrics aside."""
-    ports = set()
+    ports: set[int] = set()
     for service in rendered.services:
         spec = service.get("spec") or {}
         if namespace_of(service) == server.namespace and map_selector_matches(spec.get("selector"), server.labels):
-            for port in spec.get("ports") or []:
-                number = server.container_port(port.get("targetPort", port.get("port")))
-                if number is not None and not _is_metrics(port):
-                    ports.add(number)
+            ports |= _service_ports(service, server)
     return sorted(ports)
 
 
@@ -132,13 +146,63 @@ def _servers(rendered: Rendered, call: Call) -> list[Pod]:
             if pod.name.startswith(call.server) or pod.name.endswith(f"-{call.server}")]
 
 
+class Leg(NamedTuple):
+    """One connection a call opens: ``source`` to ``server`` on each of ``ports``."""
+
+    source: Pod
+    server: Pod
+    ports: list[int]
+
+
+def _pooler_host(client: Pod) -> str:
+    """The Service the client's DATABASE_URL names: its tier's Pooler, by the name the program gives it
+    (``client_host`` of components/data/postgres.py); the render redacts the URL itself."""
+    tier = client.labels.get(TIER_LABEL, "")
+    return pooler_name(Tier(tier)) if tier in {t.value for t in Tier} else f"(no Pooler for tier {tier!r})"
+
+
+def _legs(rendered: Rendered, client: Pod, servers: list[Pod]) -> tuple[list[Leg], list[str]]:
+    """The connections ``client`` opens to ``servers``, and why some cannot be opened.
+
+    Directly to each server, on its Services' ports; or, when the servers are CloudNativePG's
+    PgBouncers, to those of its tier's Pooler on that Service's ports, and from them to the instances.
+    """
+    if not any(is_pgbouncer(server) for server in servers):
+        return [Leg(client, server, _serving_ports(rendered, server)) for server in servers], []
+    host = _pooler_host(client)
+    service = rendered.service(client.namespace, host)
+    if service is None:
+        return [], [f"its Pooler {host} is not rendered"]
+    pgbouncers = [pod for pod in servers if pod.namespace == client.namespace
+                  and map_selector_matches(service["spec"].get("selector"), pod.labels)]
+    legs = [Leg(client, pgbouncer, sorted(_service_ports(service, pgbouncer))) for pgbouncer in pgbouncers]
+    problems = [f"no instance of the Cluster of {pgbouncer.owner} is rendered"
+                for pgbouncer in pgbouncers if not upstream(rendered, pgbouncer)]
+    legs += [Leg(pgbouncer, instance, [number])
+             for pgbouncer in pgbouncers for instance in upstream(rendered, pgbouncer)
+             if (number := instance.container_port(UPSTREAM_PORT)) is not None]
+    return legs, problems
+
+
+def _refusals(policies: NetworkPolicies, leg: Leg) -> list[str]:
+    if not leg.ports:
+        return [f"no Service forwards to {leg.server.owner}"]
+    refused = []
+    for number in leg.ports:
+        if not policies.allows("egress", leg.source, leg.server, leg.server, number):
+            refused.append(f"the egress of {leg.source.owner} does not allow port {number}")
+        if not policies.allows("ingress", leg.server, leg.source, leg.server, number):
+            refused.append(f"the ingress of {leg.server.owner} refuses {leg.source.owner} on port {number}")
+    return refused
+
+
 def connectivity_report(objects: Sequence[Object], calls: Iterable[Call | tuple[str, str]]) -> ConnectivityReport:
     """Every declared call must pass the client's egress and the server's ingress policies.
 
     A service may run several Deployments (stable and canary, blue and green): every pair of
     client and server pods is checked, on every port its Services forward to.
     """
-    rendered = Rendered(objects)
+    rendered = with_operator_objects(objects)
     policies = NetworkPolicies(rendered)
     report = ConnectivityReport()
     for call in (c if isinstance(c, Call) else Call(*c) for c in calls):
@@ -153,19 +217,11 @@ def connectivity_report(objects: Sequence[Object], calls: Iterable[Call | tuple[
                                  f"but no workload of {missing} is rendered")
             continue
         report.checked.append(call)
-        for server in servers:
-            ports = _serving_ports(rendered, server)
-            if not ports:
-                report.errors.append(f"NetworkPolicy: {call.client} may call {call.server} ({call.why}) "
-                                     f"but no Service forwards to {server.owner}")
-            for client in clients:
-                for number in ports:
-                    if not policies.allows("egress", client, server, server, number):
-                        report.errors.append(f"NetworkPolicy: {call.client} may call {call.server} ({call.why}) but "
-                                             f"the egress of {client.owner} does not allow port {number}")
-                    if not policies.allows("ingress", server, client, server, number):
-                        report.errors.append(f"NetworkPolicy: {call.client} may call {call.server} ({call.why}) but "
-                                             f"the ingress of {server.owner} refuses {client.owner} on port {number}")
+        for client in clients:
+            legs, problems = _legs(rendered, client, servers)
+            problems += [refusal for leg in legs for refusal in _refusals(policies, leg)]
+            report.errors += [f"NetworkPolicy: {call.client} may call {call.server} ({call.why}) but {problem}"
+                              for problem in problems]
     report.errors = list(dict.fromkeys(report.errors))
     return report
 

@@ -10,7 +10,12 @@ components added later are checked without changes here:
 - an Ingress backend to a missing Service or Service port, a TLS Secret nobody makes;
 - a ConfigMap, Secret or ServiceAccount used by a pod (``envFrom``, ``env``, volumes) and not
   rendered; Secrets that cert-manager writes (Certificate ``secretName``, TLS of an Ingress
-  annotated for cert-manager) count as made.
+  annotated for cert-manager) count as made;
+- a Secret a CloudNativePG ``Cluster`` or ``Pooler`` names (managed roles' ``passwordSecret``,
+  object-store credentials) and nobody makes.
+
+The pods and Services the CloudNativePG operator makes from the rendered Clusters and Poolers
+count as rendered (tools/operator_pods.py): a selector may match them, a Service forward to them.
 
 NetworkPolicies that cut a service off from a callee or dependency it declares are checked by
 tools/connectivity.py; both read the render through tools/rendered.py.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 
+from tools.operator_pods import secret_references, with_operator_objects
 from tools.rendered import Object, Pod, Rendered, map_selector_matches, namespace_of, selector_matches, where
 
 # --- rules, one per kind ----------------------------------------------------------------------
@@ -154,23 +160,29 @@ def _pod_references(pod: Pod) -> list[tuple[str, str, str]]:
     return wanted
 
 
+def _made(rendered: Rendered, namespace: str, kind: str, name: str, made_elsewhere: Collection[str]) -> bool:
+    """Rendered, or a Secret that cert-manager writes or the stack says someone else creates."""
+    return rendered.has(kind, namespace, name) or (
+        kind == "Secret" and (name in rendered.made_by_cert_manager(namespace) or name in made_elsewhere))
+
+
 def lint(objects: Sequence[Object], made_elsewhere: Collection[str] = ()) -> list[str]:
     """Every reference between ``objects`` that points at nothing (see the module docstring).
 
     ``made_elsewhere`` are Secrets the stack file names and someone else creates (the admin
-    credentials of a managed database, object-store keys): a pod may reference them.
+    credentials of a managed database, object-store keys): a pod or a Cluster may reference them.
     """
-    rendered = Rendered(objects)
+    rendered = with_operator_objects(objects)
     errors: list[str] = []
     for obj in objects:
         rule = RULES.get(str(obj.get("kind")))
         if rule:
             errors += rule(obj, rendered)
     for pod in rendered.pods:
-        made = rendered.made_by_cert_manager(pod.namespace)
-        for how, kind, name in _pod_references(pod):
-            if rendered.has(kind, pod.namespace, name) or (kind == "Secret" and (name in made
-                                                                                  or name in made_elsewhere)):
-                continue
-            errors.append(f"{pod.owner}: {f'{how} ' if how else ''}{kind} {name} is not rendered")
+        errors += [f"{pod.owner}: {f'{how} ' if how else ''}{kind} {name} is not rendered"
+                   for how, kind, name in _pod_references(pod)
+                   if not _made(rendered, pod.namespace, kind, name, made_elsewhere)]
+    for obj in objects:
+        errors += [f"{where(obj)}: {how} Secret {name} is not rendered" for how, name in secret_references(obj)
+                   if not _made(rendered, namespace_of(obj), "Secret", name, made_elsewhere)]
     return errors
