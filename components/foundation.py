@@ -64,7 +64,9 @@ VIEWER_RULES: list[PolicyRuleArgsDict] = [
     {"api_groups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules",
                                                              "alertmanagerconfigs"],
      "verbs": ["get", "list", "watch"]},
-    {"api_groups": ["postgresql.cnpg.io"], "resources": [*CNPG_RESOURCES, "backups"], "verbs": ["get", "list", "watch"]},
+    # Backups too: the records the ScheduledBackup makes, which say whether the last one worked.
+    {"api_groups": ["postgresql.cnpg.io"], "resources": [*CNPG_RESOURCES, "backups"],
+     "verbs": ["get", "list", "watch"]},
 ]
 
 

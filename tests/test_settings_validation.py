@@ -544,7 +544,7 @@ RATIOS = ("errorRatioCritical", "errorRatioWarning", "cpuCritical", "cpuWarning"
           "diskCritical")
 ALERT_DURATIONS = ("errorRatioFor", "saturationFor", "diskFor", "latencyFor", "certificateFor", "serviceDownFor",
                    "dependencyDownFor", "crashLoopFor", "rolloutInProgressFor", "rolloutStuckFor",
-                   "replicasMismatchFor")
+                   "replicasMismatchFor", "replicationLagFor", "walArchivingFor", "backupAgeFor", "poolSaturationFor")
 RECEIVERS = {"pagerduty": "PagerDutyReceiver", "slack": "SlackReceiver", "digest": "DigestReceiver"}
 
 
@@ -561,6 +561,10 @@ def _alert_cases() -> list[Any]:
                f"AlertSettings.{snake(key)}:le") for key in RATIOS),
         *(case(f"{key}-malformed", alerts, {key: "15 minutes"}, key, f"'15 minutes' {NOT_DURATION}",
                f"AlertSettings.{snake(key)}:_duration") for key in ALERT_DURATIONS),
+        case("replication-lag-0", alerts, {"replicationLagSeconds": 0}, "replicationLagSeconds",
+             "greater than 0 (got 0)", "AlertSettings.replication_lag_seconds:gt"),
+        case("backup-grace-malformed", alerts, {"backupGrace": "2 hours"}, "backupGrace", f"'2 hours' {NOT_DURATION}",
+             "AlertSettings.backup_grace:_positive_duration"),
         case("min-request-rate-negative", alerts, {"errorRatioMinRequestRate": -1}, "errorRatioMinRequestRate",
              "greater than or equal to 0", "AlertSettings.error_ratio_min_request_rate:ge"),
         case("latency-unknown-tier", alerts, {"latencyP95Seconds": {"edge": 1}}, "latencyP95Seconds.edge",
