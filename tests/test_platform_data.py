@@ -17,7 +17,7 @@ from tests.test_data_components import EXTERNAL_POSTGRES, EXTERNAL_REDIS
 from tools.connectivity import connectivity_report, declared_calls
 from tools.crd_schemas import load_crd_schemas, validate_objects
 from tools.lint_objects import lint
-from tools.offline import StackRun, run_stack, stack_config, stack_values
+from tools.offline import StackRun, run_stack, stack_config, stack_plan, stack_values
 from tools.validate import kubernetes_versions, made_elsewhere
 
 USES = {d: {spec.name for spec in CATALOG.using(d)} for d in Dependency}
@@ -63,16 +63,32 @@ def test_a_service_has_a_database_url_and_finds_redis_from_its_secrets(any_stack
     assert set(secrets["wallet-postgres"]["stringData"].values()) == {"<redacted>"}
 
 
-def test_deployments_wait_for_their_secret_the_server_and_the_bootstrap(any_stack):
-    urn = {kind: any_stack.resource(kind, name).urn for kind, name in
-           (("StatefulSet", "postgres"), ("StatefulSet", "redis"), ("Secret", "wallet-postgres"))}
-    (bootstrap,) = [r.urn for r in any_stack.resources if r.is_kubernetes and r.manifest()["kind"] == "Job"
-                    and r.manifest()["metadata"]["labels"]["app.kubernetes.io/name"] == "postgres"]
+#: CloudNativePG's objects a client of PostgreSQL waits for: the Cluster, every Database, every Pooler.
+AWAITED_KINDS = ("Cluster", "Database", "Pooler")
+
+
+def test_deployments_wait_for_their_secret_the_cluster_its_databases_and_the_poolers(any_stack):
+    awaited = {any_stack.resource(o["kind"], o["metadata"]["name"]).urn for o in any_stack.kubernetes_objects()
+               if o["kind"] in AWAITED_KINDS}
+    assert len(awaited) == 1 + 23 + 3
+    redis = any_stack.resource("StatefulSet", "redis").urn
     waits = set(any_stack.resource("Deployment", "wallet").depends_on)
-    assert {urn["StatefulSet"], bootstrap, urn["Secret"]} <= waits
+    assert {any_stack.resource("Secret", "wallet-postgres").urn, redis} | awaited <= waits
     # A service without PostgreSQL does not wait for it.
     assert "hub" not in USES[Dependency.POSTGRES]
-    assert bootstrap not in any_stack.resource("Deployment", "hub").depends_on
+    hub = set(any_stack.resource("Deployment", "hub").depends_on)
+    assert redis in hub and not awaited & hub
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_deployments_of_a_managed_server_wait_for_their_secret_and_the_bootstrap(stack):
+    run = external_run(stack)
+    assert not [o for o in run.kubernetes_objects() if o["kind"] in AWAITED_KINDS]
+    (bootstrap,) = [r.urn for r in run.resources if r.is_kubernetes and r.manifest()["kind"] == "Job"
+                    and r.manifest()["metadata"]["labels"]["app.kubernetes.io/name"] == "postgres"]
+    waits = set(run.resource("Deployment", "wallet").depends_on)
+    assert {bootstrap, run.resource("Secret", "wallet-postgres").urn} <= waits
+    assert bootstrap not in run.resource("Deployment", "hub").depends_on
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -104,8 +120,25 @@ def test_managed_servers_change_only_the_data_tier_and_the_egress(stack):
     assert any(" pg-admin " in error for error in lint(objects))
 
 
-def test_the_stack_files_name_no_secret_they_do_not_make(any_stack):
-    assert made_elsewhere(any_stack.stack) == set()
+def test_the_stack_files_name_no_secret_they_do_not_make_but_the_documented_ones(any_stack):
+    """docs/data.md: the Secrets made outside this program are a managed server's administrator
+    (``external.adminSecret``) and an object store's keys (``backup.objectStore.credentialsSecret``)."""
+    settings = stack_plan(any_stack.stack).settings
+    documented = {external.admin_secret.name for external in (settings.postgres.external, settings.redis.external)
+                  if external is not None}
+    store = settings.postgres.backup.object_store
+    documented |= {store.credentials_secret} if settings.postgres.backup.enabled and store else set()
+    # Both stack files archive PostgreSQL to their own folder of the bucket, with the keys of one Secret.
+    assert made_elsewhere(any_stack.stack) == documented == {"postgres-backup-s3"}
+    # Made elsewhere indeed: nothing renders it, and only the Cluster's archiving reads it.
+    assert "postgres-backup-s3" not in {o["metadata"]["name"] for o in any_stack.of_kind("Secret")}
+    store_spec = any_stack.get("Cluster", "postgres-cluster")["spec"]["backup"]["barmanObjectStore"]
+    assert store_spec["destinationPath"] == f"s3://codai-backups/{any_stack.stack}"
+    assert store_spec["s3Credentials"] == {
+        "accessKeyId": {"name": "postgres-backup-s3", "key": "AWS_ACCESS_KEY_ID"},
+        "secretAccessKey": {"name": "postgres-backup-s3", "key": "AWS_SECRET_ACCESS_KEY"}}
+    assert not [o for o in any_stack.kubernetes_objects() if o["kind"] != "Cluster"
+                and "postgres-backup-s3" in json.dumps(o)]
 
 
 def with_values(stack: str, **changes: Any) -> dict[str, Any]:
@@ -122,26 +155,40 @@ def problems(stack: str, **changes: Any) -> list[tuple[str, str]]:
     return error.value.problems
 
 
-@pytest.mark.parametrize(("quota", "key"), [
-    ({"requestsStorage": "20Gi"}, "environment.quota.requestsStorage"),
-    ({"persistentVolumeClaims": 2}, "environment.quota.persistentVolumeClaims"),
-    ({"pods": 60}, "environment.quota.pods"),
-])
-def test_a_quota_that_cannot_hold_the_data_tier_is_refused(quota, key):
+#: Staging's data tier in the cluster: one PostgreSQL instance (10Gi) and one Redis server (2Gi), a volume
+#: each and no backup volume (the Cluster archives to the object store); its pods are the instance, one
+#: PgBouncer per tier (3) and Redis. Every service at replicas.max takes 72 pods, and Jobs 3 more.
+#: Each case: the quota key, a value one short of the need, the need itself.
+SHORT_QUOTAS = [("requestsStorage", "11Gi", "12Gi"), ("persistentVolumeClaims", 1, 2), ("pods", 79, 72 + 5 + 3)]
+
+
+def with_quota(**quota: Any) -> dict[str, Any]:
     environment = {**stack_values("staging")["environment"]}
     environment["quota"] = {**environment.get("quota", {}), **quota}
-    found = problems("staging", environment=environment)
-    assert [path for path, _ in found] == [key]
+    return environment
+
+
+def test_staging_s_data_tier_is_what_the_quota_cases_assume():
+    plan = load_settings("staging", stack_values("staging"))
+    data = plan.data_tier
+    assert (data.storage_requests.bytes, data.persistent_volume_claims, data.pods) == (12 * 2**30, 2, 1 + 3 + 1)
+    assert plan.demand().pods - data.pods == 72
+
+
+@pytest.mark.parametrize(("key", "short", "enough"), SHORT_QUOTAS)
+def test_a_quota_that_cannot_hold_the_data_tier_is_refused(key, short, enough):
+    found = problems("staging", environment=with_quota(**{key: short}))
+    assert [path for path, _ in found] == [f"environment.quota.{key}"]
     assert "data tier" in found[0][1]
+    load_settings("staging", with_values("staging", environment=with_quota(**{key: enough})))
 
 
 def test_the_same_quota_holds_the_data_tier_when_the_servers_are_managed():
-    environment = {**stack_values("staging")["environment"]}
-    environment["quota"] = {**environment.get("quota", {}), "requestsStorage": "20Gi", "persistentVolumeClaims": 2}
+    environment = with_quota(requestsStorage="11Gi", persistentVolumeClaims=1)
     external_pg = {**EXTERNAL_POSTGRES, "backup": {"enabled": False}}
     platform = load_settings("staging", with_values("staging", environment=environment, postgres=external_pg,
                                                     redis=EXTERNAL_REDIS))
-    assert platform.data_tier.persistent_volume_claims == 0
+    assert platform.data_tier.persistent_volume_claims == 0 and platform.data_tier.pods == 0
 
 
 @pytest.mark.parametrize(("changes", "key"), [
