@@ -20,6 +20,8 @@ from settings.workload import Resources
 PostgresTlsMode = Literal["disable", "require", "verify-ca", "verify-full"]
 
 _PARAMETER = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)?$")
+#: A 7 in a day-of-week field (alone, in a list or ending a range): cron's other name for Sunday.
+_SUNDAY_AS_SEVEN = re.compile(r"(^|[,-])7($|[,/-])")
 #: Docker Hub's PostgreSQL images have no barman-cloud: WAL archiving, backups and recovery would fail.
 _DOCKER_HUB_POSTGRES = re.compile(r"^(docker\.io/)?(library/)?postgres[:@]")
 
@@ -118,6 +120,10 @@ class PostgresSettings(ServerSettings):
                              "in-cluster server archives WAL and base backups to an object store (backup.target: "
                              "objectStore, with backup.objectStore.url and .credentialsSecret), or set "
                              "backup.enabled: false"))
+        weekday = self.backup.schedule.split()[-1]
+        if self.in_cluster and self.backup.enabled and _SUNDAY_AS_SEVEN.search(weekday):
+            problems.append(("postgres.backup.schedule", f"day of week {weekday!r}: write Sunday as 0, as "
+                             "CloudNativePG's scheduler reads 0-6 and refuses 7"))
         return problems
 
     def referenced_secrets(self) -> set[str]:

@@ -472,8 +472,8 @@ def healthy_world(plan: StackPlan, namespace: str) -> World:
     # the data tier: exporters, a volume and the database container
     world.always.update({
         **{world.sel("redis_up", pod=f"redis-{n}"): flat(1) for n in range(3)},
-        world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-postgres-0"): flat(10 * GI),
-        world.sel("kubelet_volume_stats_capacity_bytes", persistentvolumeclaim="data-postgres-0"): flat(100 * GI),
+        **{world.sel(f"kubelet_volume_stats_{kind}_bytes", persistentvolumeclaim=claim): flat(size * GI)
+           for claim in ("postgres-cluster-1", "data-redis-1") for kind, size in (("used", 10), ("capacity", 100))},
         **world.container("postgres-0", "postgres"),
     })
     # Redis replicated under Sentinel: what each sentinel's exporter reports when all is well.
@@ -632,11 +632,16 @@ def scenarios(world: World) -> list[Scenario]:
         }, {"1m30s": [], "3m": [Expect(AlertName.REDIS_SENTINEL_NO_QUORUM, s, DATA_TIER, redis_master)],
             "6m": [Expect(AlertName.REDIS_SENTINEL_NO_QUORUM, s, DATA_TIER, redis_master),
                    Expect(AlertName.REDIS_REPLICA_UNHEALTHY, c, DATA_TIER, redis_master, "1")]}),
+        # A CloudNativePG instance's claim and a StatefulSet's, each named after the service it serves.
         Scenario("volume 95 % full pages", {
-            world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-postgres-0"): flat(95 * GI),
+            world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="postgres-cluster-1"): flat(95 * GI),
+            world.sel("kubelet_volume_stats_used_bytes", persistentvolumeclaim="data-redis-1"): flat(96 * GI),
         }, {"11m": [Expect(AlertName.DISK_SATURATION, s, DATA_TIER,
-                           {"namespace": ns, "persistentvolumeclaim": "data-postgres-0", "service": "postgres"},
-                           "95%")]}),
+                           {"namespace": ns, "persistentvolumeclaim": "postgres-cluster-1", "service": "postgres"},
+                           "95%"),
+                    Expect(AlertName.DISK_SATURATION, s, DATA_TIER,
+                           {"namespace": ns, "persistentvolumeclaim": "data-redis-1", "service": "redis"},
+                           "96%")]}),
         Scenario("rollouts: in progress (canary), stuck (colour), replicas missing", {
             world.sel("kube_deployment_status_replicas", deployment="codai-canary"): flat(3),
             world.sel("kube_deployment_status_replicas_updated", deployment="codai-canary"): flat(1),

@@ -302,6 +302,7 @@ CROSS_KEY_RULES = {
     *(f"{server.key}.{resources}:{kind}-request-above-limit" for server in ServerSettings.__subclasses__()
       for resources in CHECKED_RESOURCES[server.key] for kind in ("cpu", "memory")),
     "postgres.backup.target:in-cluster-volume",
+    "postgres.backup.schedule:sunday-as-seven",
     *(f"capacity:environment.quota.{to_camel(name)}" for name in ResolvedQuota.model_fields),
     # The connection budget (settings.connection_budget): the server's side, and each tier's Pooler's.
     "budget:postgres.maxConnections",
@@ -759,6 +760,8 @@ def _postgres_cases() -> list[Any]:
         case("backup-retention-words", backup, {"retention": "30 days"}, "retention", "should match pattern",
              "PostgresBackupSettings.retention:pattern"),
         case("backup-retention-years", backup, {"retention": "1y"}, "retention", "should match pattern"),
+        case("backup-schedule-sunday-as-seven", backup, {"schedule": "0 3 * * 7"}, "schedule",
+             "write Sunday as 0", "postgres.backup.schedule:sunday-as-seven"),
         case("backup-retention-zero", backup, {"retention": "0d"}, "retention", "should match pattern"),
         case("backup-in-cluster-to-a-volume", backup, {"target": "volume", "objectStore": None}, "target",
              "volume keeps the backups in the cluster they protect", "postgres.backup.target:in-cluster-volume"),

@@ -1,11 +1,10 @@
-"""CloudNativePG objects that will replace the in-cluster PostgreSQL StatefulSet, as plain dicts.
+"""The specs of the CloudNativePG objects that run the in-cluster PostgreSQL, as plain dicts.
 
 The operator runs the primary, the standbys, failover and switchover; this program only describes
 them. Each builder returns the ``spec`` of one ``postgresql.cnpg.io/v1`` object (Cluster, Pooler,
 Database; backups in ``cnpg_backup_specs.py``), checked against the CRDs vendored in
-``vendor/crds/cloudnative-pg`` (v1.29.1) by tests/test_cnpg_specs.py. No Pulumi here; not wired yet.
-
-What carries over from today's server, and how:
+``vendor/crds/cloudnative-pg`` (v1.29.1) by tests/test_cnpg_specs.py. No Pulumi here: the component
+(postgres_cluster.py) registers them. What a managed server's bootstrap SQL does, and how it is said here:
 
 - one login role per service with a CONNECTION LIMIT and no other right: ``spec.managed.roles``,
   which the operator keeps as declared (it reverts a role changed by hand);
@@ -24,6 +23,7 @@ from typing import Any
 from components.data import sql
 from components.data.cnpg_backup_specs import BarmanStore, backup_section, check_name, recovery_sections
 from components.data.connection_budget import AUTH_ROLE, Budget, ServiceConnections
+from settings.postgres import lacks_barman_cloud
 
 ZONE = "topology.kubernetes.io/zone"
 HOSTNAME = "kubernetes.io/hostname"
@@ -37,8 +37,6 @@ OPERATOR_ROLES = frozenset({"postgres", "streaming_replica", AUTH_ROLE})
 SERVICE_HBA = ("host sameuser all all scram-sha-256", "host all all all reject")
 #: Databases the Database CRD refuses by CEL rules (which a JSON schema check does not run).
 RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
-#: The Docker Hub image the StatefulSet runs has no barman-cloud: backups and recovery would fail.
-_DOCKER_HUB_POSTGRES = re.compile(r"^(docker\.io/)?(library/)?postgres[:@]")
 _PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 _STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 
@@ -128,7 +126,7 @@ class ClusterPlan:
         if not _PINNED_IMAGE.match(self.image) or self.image.endswith(":latest"):
             raise ValueError(f"image {self.image!r} must be pinned to a tag or digest, such as "
                              "ghcr.io/cloudnative-pg/postgresql:16.4")
-        if _DOCKER_HUB_POSTGRES.match(self.image):
+        if lacks_barman_cloud(self.image):
             raise ValueError(f"image {self.image!r} has no barman-cloud: use a CloudNativePG operand image "
                              "such as ghcr.io/cloudnative-pg/postgresql:16.4")
         if not _STORAGE.match(self.storage_size):

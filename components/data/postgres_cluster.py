@@ -107,9 +107,14 @@ class PostgresCluster:
             parameters=_tuned(pg, sizing.server.memory_limit), storage_class=pg.storage_class,
             priority_class_name=component.args.priority_class_name, backup=self.store(),
         )
+        spec = cnpg_specs.cluster_spec(plan)
+        if sizing.instances == 1 and not component.args.protect_stateful:
+            # The operator's budget keeps a lone primary from being evicted: a drain would wait for
+            # someone. Where the stack is not protected (staging), a drain may move it, as it may Redis.
+            spec["enablePDB"] = False
         return k8s.apiextensions.CustomResource(
             f"{component.name}-cluster", api_version=API_VERSION, kind="Cluster",
-            metadata=component.meta(CLUSTER_NAME, component.role), spec=cnpg_specs.cluster_spec(plan),
+            metadata=component.meta(CLUSTER_NAME, component.role), spec=spec,
             # The data outlives the stack: never deleted by Pulumi, and protected where the stack says so.
             opts=component.child_opts(depends_on=list(logins), **component.stateful_options()),
         )
@@ -131,6 +136,11 @@ class PostgresCluster:
                       "max_db_connections": pool, "reserve_pool_size": "0"}
         assert sizing.pooler is not None  # every PostgreSQL sizing row has its pooler
         name = pooler_name(tier)
+        # The operator makes no budget for PgBouncers: without ours a drain could evict a tier's all at once.
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{component.name}-pooler-{tier.value}-pdb", metadata=component.meta(name, "pooler"),
+            spec={"max_unavailable": 1, "selector": {"match_labels": {cnpg_specs.POOLER_LABEL: name}}},
+            opts=component.child_opts())
         return k8s.apiextensions.CustomResource(
             f"{component.name}-pooler-{tier.value}", api_version=API_VERSION, kind="Pooler",
             metadata=component.meta(name, "pooler"),

@@ -168,8 +168,10 @@ class DataAlerts(RuleBuilder):
         expr = (f"max {by} ({scope.select('kubelet_volume_stats_used_bytes')})\n/\n"
                 f"max {by} ({scope.select('kubelet_volume_stats_capacity_bytes')})\n> {alerts.disk_critical}")
         # StatefulSet claims are <template>-<statefulset>-<ordinal>: the StatefulSet is the service.
+        # CloudNativePG's are <cluster>-<instance>[-wal], its Cluster named <service>-cluster.
         expr = scope.service_from(scope.service_from(expr, "persistentvolumeclaim"), "persistentvolumeclaim",
                                   "[^-]+-(.+)-[0-9]+")
+        expr = scope.service_from(expr, "persistentvolumeclaim", "(.+)-cluster-[0-9]+(-wal)?")
         return self.rule(
             AlertName.DISK_SATURATION, Severity.CRITICAL, expr, for_=alerts.disk_for,
             summary=f"Volume {CLAIM} is {PERCENT} full",
