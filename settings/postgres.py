@@ -115,6 +115,9 @@ class PostgresSettings(ServerSettings):
     def problems(self, profile: SizingProfile) -> list[Problem]:
         """Also here, not in a validator, so that a stack without a `postgres` key is told where to look."""
         problems = super().problems(profile)
+        pooler = self.sizing(profile).pooler
+        if self.in_cluster and pooler is not None:
+            problems += pooler.problems(f"{self.key}.pooler.resources")
         if self.in_cluster and self.backup.enabled and self.backup.target == "volume":
             problems.append(("postgres.backup.target", "volume keeps the backups in the cluster they protect: an "
                              "in-cluster server archives WAL and base backups to an object store (backup.target: "

@@ -278,13 +278,17 @@ CLUSTER_SIZING = {
 
 def test_in_cluster_postgres_is_a_cloudnativepg_cluster_and_no_workload_of_ours(stack):
     kinds = Counter(obj["kind"] for obj in postgres_objects(data_run(stack)))
-    # No StatefulSet, volume claim, Job, CronJob, ConfigMap or ServiceAccount; no PodDisruptionBudget
-    # either: the operator makes its own for the instances.
+    # No StatefulSet, volume claim, Job, CronJob, ConfigMap or ServiceAccount; no budget for the
+    # instances either (the operator makes its own), one for each tier's PgBouncers (it makes none).
     assert kinds == {"Cluster": 1, "Database": 23, "Pooler": 3, "ScheduledBackup": 1,
                      "Secret": 2 * 23,  # each service's DATABASE_URL and its login for the operator
                      "Service": 2, "ServiceMonitor": 2,  # the instances' and the PgBouncers' metrics
-                     "NetworkPolicy": 1 + 3}  # the instances', each Pooler's
-    assert not [o for o in data_run(stack).of_kind("PodDisruptionBudget") if "postgres" in o["metadata"]["name"]]
+                     "NetworkPolicy": 1 + 3,  # the instances', each Pooler's
+                     "PodDisruptionBudget": 3}  # each Pooler's
+    budgets = {o["metadata"]["name"]: o["spec"] for o in data_run(stack).of_kind("PodDisruptionBudget")
+               if "postgres" in o["metadata"]["name"]}
+    assert budgets == {f"postgres-pooler-{tier}": {"maxUnavailable": 1, "selector": {"matchLabels": {
+        "cnpg.io/poolerName": f"postgres-pooler-{tier}"}}} for tier in ("business", "core", "support")}
 
 
 def test_the_cluster_runs_the_stack_s_instances_image_volume_and_sizing(stack):

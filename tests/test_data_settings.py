@@ -98,8 +98,6 @@ def test_a_request_above_its_limit_is_reported_at_the_key_to_change():
         ("postgres.resources.requests.cpu", "cpu request 2 is above its limit 1")]
 
 
-@pytest.mark.xfail(strict=True, reason="settings/postgres.py PostgresSettings.problems does not check "
-                   "pooler.resources: a PgBouncer request above its limit is accepted and rendered")
 def test_a_pgbouncer_request_above_its_limit_is_reported_at_the_key_to_change():
     settings = PostgresSettings.model_validate({**POSTGRES_BACKUP, "pooler": {"resources": {
         "requests": {"cpu": "2"}}}})

@@ -309,7 +309,8 @@ def test_a_network_policy_selecting_a_pooler_that_does_not_exist(staging):
                   lambda p: p["spec"]["podSelector"]["matchLabels"].update({"cnpg.io/poolerName": "nonexistent"})) == [
         "NetworkPolicy/postgres-pooler-core: podSelector matches no pod"]
     objects = without(staging, ("Pooler", "postgres-pooler-core"))  # its PgBouncers go with it
-    assert linted(staging, objects) == ["NetworkPolicy/postgres-pooler-core: podSelector matches no pod"]
+    assert sorted(linted(staging, objects)) == ["NetworkPolicy/postgres-pooler-core: podSelector matches no pod",
+                                                "PodDisruptionBudget/postgres-pooler-core: selector matches no pod"]
 
 
 def test_metrics_services_must_select_the_operators_pods_on_their_ports(staging):
@@ -317,8 +318,8 @@ def test_metrics_services_must_select_the_operators_pods_on_their_ports(staging)
         {"cnpg.io/podRole": "primary"})) == [
         "Service/postgres-metrics: selector {'cnpg.io/cluster': 'postgres-cluster', 'cnpg.io/podRole': 'primary'} "
         "matches no pod"]
-    assert broken(staging, "Service", "postgres-pooler-metrics",
-                  lambda s: s["spec"]["ports"][0].update({"targetPort": 9187})) == [
+    assert sorted(broken(staging, "Service", "postgres-pooler-metrics",
+                         lambda s: s["spec"]["ports"][0].update({"targetPort": 9187}))) == [
         f"Service/postgres-pooler-metrics: targetPort 9187 is not a port of Deployment/postgres-pooler-{tier}'s "
         "containers" for tier in ("business", "core", "support")]
 

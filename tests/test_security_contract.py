@@ -709,7 +709,8 @@ def test_every_pod_template_is_restricted(stack):
             assert all("hostPort" not in port for port in container.get("ports", [])), (name, container["name"])
             assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], (name, container["name"])
     [cluster] = run.of_kind("Cluster")
-    assert sorted(cluster["spec"]) == CLUSTER_SPEC_FIELDS
+    # enablePDB only where a drain may move a lone instance (test_disruption_budgets_and_surge_per_tier).
+    assert sorted(set(cluster["spec"]) - {"enablePDB"}) == CLUSTER_SPEC_FIELDS
     assert cluster["spec"]["inheritedMetadata"] == {"labels": OPERATOR_POD_LABELS}
     poolers = run.of_kind("Pooler")
     assert sorted(p["metadata"]["name"] for p in poolers) == sorted(pooler(tier) for tier in TIERS)
@@ -751,18 +752,21 @@ DATA_BUDGETS = {"staging": {"redis": 1}, "production": {"redis": 1}}
 
 @pytest.mark.parametrize("stack", BOTH)
 def test_disruption_budgets_and_surge_per_tier(stack):
-    """The budgets we render: each service's, per tier, and Redis's. None for PostgreSQL any more.
+    """The budgets we render: each service's, per tier, Redis's and each tier's PgBouncers'.
 
     CloudNativePG makes the instances' own budgets (``postgres-cluster-primary``, and for 3 or more
-    instances ``postgres-cluster`` for the standbys): the Cluster leaves ``enablePDB`` to the operator's
-    default (on; its spec fields are pinned in test_every_pod_template_is_restricted). Nothing makes
-    a budget for the PgBouncers.
+    instances ``postgres-cluster`` for the standbys), except where the Cluster turns them off: a lone
+    instance in an unprotected stack (staging), which a drain may then move, as it may Redis's lone
+    server. The operator makes none for the PgBouncers: ours lets a drain take one of a tier's at a time.
     """
     run = stack_run(stack)
     budgets = {pdb["metadata"]["name"]: pdb["spec"] for pdb in run.of_kind("PodDisruptionBudget")}
-    assert sorted(budgets) == sorted([*SERVICES, "redis"])
+    poolers = [f"postgres-pooler-{tier}" for tier in ("business", "core", "support")]
+    assert sorted(budgets) == sorted([*SERVICES, "redis", *poolers])
     [cluster] = run.of_kind("Cluster")
-    assert "enablePDB" not in cluster["spec"]
+    assert cluster["spec"].get("enablePDB", True) is (stack == "production")
+    for name in poolers:
+        assert budgets.pop(name) == {"maxUnavailable": 1, "selector": {"matchLabels": {"cnpg.io/poolerName": name}}}
     for name, budget in budgets.items():
         assert not any(key.startswith("cnpg.io/") for key in budget["selector"]["matchLabels"]), name
     for tier, names in TIERS.items():

@@ -288,7 +288,7 @@ def model_constraints(model: type[SettingsModel]) -> Iterator[str]:
 
 
 #: The resources each server's sizing checks: PostgreSQL's exporter is CloudNativePG's, inside its container.
-CHECKED_RESOURCES = {"postgres": ("resources",), "redis": ("resources", "exporterResources")}
+CHECKED_RESOURCES = {"postgres": ("resources", "pooler.resources"), "redis": ("resources", "exporterResources")}
 
 #: Rules checked after the models, across keys (settings.resolve and settings.loader): not model
 #: metadata, so listed here; the data servers' and the quota's are derived from what they check.
@@ -653,7 +653,10 @@ ABOVE_LIMIT = {"cpu": ("8", "cpu request 8 is above its limit"), "memory": ("8Gi
 #: Redis runs three servers in production: a request of 8 CPUs each would also overflow the quota.
 #: PostgreSQL runs three instances in production: 8 CPUs each would too; 5 (limit 4) fits the quota.
 ABOVE_LIMIT_BY_SERVER = {"postgres": {**ABOVE_LIMIT, "cpu": ("5", "cpu request 5 is above its limit")},
-                         "redis": {**ABOVE_LIMIT, "cpu": ("2", "cpu request 2 is above its limit")}}
+                         "redis": {**ABOVE_LIMIT, "cpu": ("2", "cpu request 2 is above its limit")},
+                         # Six PgBouncers in production: just above the limit, so the quota still holds them.
+                         "postgres.pooler.resources": {"cpu": ("1", "cpu request 1 is above its limit 500m"),
+                                                       "memory": ("256Mi", "memory request 256Mi is above")}}
 
 
 def _server_cases(server: str) -> list[Any]:
@@ -682,7 +685,8 @@ def _server_cases(server: str) -> list[Any]:
         *(case(f"{server}-{resources}-{kind}-above-limit", f"{server}.{resources}.requests", {kind: value}, kind,
                fragment, f"{server}.{resources}:{kind}-request-above-limit")
           for resources in CHECKED_RESOURCES[server]
-          for kind, (value, fragment) in ABOVE_LIMIT_BY_SERVER[server].items()),
+          for kind, (value, fragment) in ABOVE_LIMIT_BY_SERVER.get(f"{server}.{resources}",
+                                                                   ABOVE_LIMIT_BY_SERVER[server]).items()),
         case(f"{server}-host-invalid", external, {"host": "DB_Server"}, "host",
              "'DB_Server' is neither a lowercase DNS name nor an IP address", f"{external_model}.host:_host"),
         case(f"{server}-port-0", external, {"port": 0}, "port", GE1, f"{external_model}.port:ge"),
