@@ -26,7 +26,8 @@ class ObjectStoreTarget(SettingsModel):
                      "<prefix>/postgres-cluster; external, one folder per dump.")
     endpoint: str | None = Field(default=None, description="Endpoint of an S3-compatible store (MinIO, R2...); "
                                  "AWS S3 when unset.")
-    region: str = Field(default="us-east-1", min_length=1, description="Region of the bucket.")
+    region: str = Field(default="us-east-1", min_length=1, description="Region of the bucket, for the upload of "
+                        "an external server's dumps; in-cluster, Barman Cloud follows the store's redirect to it.")
     credentials_secret: DnsLabel = Field(
         description="Secret in the platform namespace with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."
     )

@@ -18,6 +18,10 @@ EXPLICIT: dict[str, list[Any]] = {
     "postgres.backup.schedule": ["15 4 * * *"],
     "environment.kubernetes.minVersion": ["1.31"],
     "environment.kubernetes.maxVersion": ["1.33"],
+    "environment.kubernetes.apiServerPorts": [[6443]],
+    "postgres.backup.retention": ["14d"],
+    "postgres.instances": [2],
+    "postgres.pooler.instances": [3],
 }
 
 _GUESSES: dict[Any, list[Any]] = {

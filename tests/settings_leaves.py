@@ -50,6 +50,9 @@ _OBJECT_STORE = {"url": "s3://codai-backups/staging", "credentialsSecret": "back
 _CANARY = {"strategy": "canary", "canary": {"image": {"tag": "2024.12.2"}}}
 _ROLLOUT = f"services.{SERVICE}.rollout"
 
+_EXTERNAL_DUMPS: dict[str, Any] = {"postgres": {"mode": "external", "external": _PG_EXTERNAL,
+                                                "backup": {"target": "volume", "objectStore": None}}}
+
 #: Where a leaf exists only in a context: key prefix -> what the context adds to the stack file.
 #: A leaf uses the longest matching prefix; "" is the stack file alone.
 CONTEXTS: dict[str, dict[str, Any]] = {
@@ -59,6 +62,10 @@ CONTEXTS: dict[str, dict[str, Any]] = {
                                                                    "blueGreen": {"active": "blue"}}}}},
     "postgres.external.": {"postgres": {"mode": "external", "external": _PG_EXTERNAL}},
     "postgres.backup.objectStore.": {"postgres": {"backup": {"target": "objectStore", "objectStore": _OBJECT_STORE}}},
+    # What only an external server's dumps read: their target, how many are kept, their volume, the
+    # upload's region (in-cluster, CloudNativePG archives to the object store and keeps by retention).
+    **{f"postgres.backup.{key}": _EXTERNAL_DUMPS for key in ("target", "keep", "storageSize", "storageClass")},
+    "postgres.backup.objectStore.region": {"postgres": {"mode": "external", "external": _PG_EXTERNAL}},
     "redis.external.": {"redis": {"mode": "external", "external": _REDIS_EXTERNAL}},
     **{f"environment.rbac.{who}[0].namespace": {"environment": {"rbac": {who: [
         {"kind": "ServiceAccount", "name": "ci", "namespace": "ci"}]}}} for who in ("deployers", "viewers")},
