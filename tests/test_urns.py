@@ -169,9 +169,9 @@ def test_an_unguarded_stateful_resource_is_found(stack):
 
 
 def test_urns_carry_the_whole_parent_type_chain_as_the_engine_makes_them(staging):
-    statefulset = staging.resource("StatefulSet", "postgres")
-    assert statefulset.urn == ("urn:pulumi:staging::codai-platform::codai:platform:Platform$codai:data:Postgres"
-                               "$kubernetes:apps/v1:StatefulSet::postgres-statefulset")
+    cluster = staging.resource("Cluster", "postgres-cluster")
+    assert cluster.urn == ("urn:pulumi:staging::codai-platform::codai:platform:Platform$codai:data:Postgres"
+                           "$kubernetes:postgresql.cnpg.io/v1:Cluster::postgres-cluster")
     deployment = staging.resource("Deployment", "wallet")
     assert deployment.urn.split("::")[2] == ("codai:platform:Platform$codai:platform:BusinessTier"
                                              "$codai:platform:Service$kubernetes:apps/v1:Deployment")
