@@ -52,7 +52,7 @@ SERVER = "postgres"
 FOLDER = "postgres"
 DOC = ROOT / "docs" / "restore-postgres.md"
 SECTION = "## Point-in-time recovery (CloudNativePG, Barman Cloud)"
-PLACEHOLDERS = ("ENDPOINT", "BUCKET", "SERVER", "TARGET_TIME", "PGDATA_NEW", "PORT_NEW")
+PLACEHOLDERS = ("ENDPOINT", "DESTINATION", "SERVER", "TARGET_TIME", "PGDATA_NEW", "PORT_NEW")
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "codai-drill", "AWS_SECRET_ACCESS_KEY": "codai-drill-secret",
                "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}
 BEFORE = [(1, "before"), (2, "before"), (3, "before")]
@@ -404,9 +404,9 @@ def test_the_documented_cluster_recovers_from_the_object_store_and_fits_the_vend
     assert recovery["recoveryTarget"]["targetTime"]
     [origin] = [c for c in cluster["spec"]["externalClusters"] if c["name"] == recovery["source"]]
     store = origin["barmanObjectStore"]
-    assert store["destinationPath"].endswith(f"/{FOLDER}") and store["serverName"] == SERVER
+    assert store["destinationPath"].startswith("s3://") and store["serverName"] == "postgres-cluster"
     # A new cluster: it must not archive into the folder it recovers from.
-    assert "backup" not in cluster["spec"] and cluster["metadata"]["name"] != SERVER
+    assert "backup" not in cluster["spec"] and cluster["metadata"]["name"] != "postgres-cluster"
 
 
 def test_the_documented_drill_recovers_exactly_the_rows_before_the_target_time(
@@ -417,7 +417,8 @@ def test_the_documented_drill_recovers_exactly_the_rows_before_the_target_time(
     pgdata_new, port_new = root / "data", free_port()
     try:
         env = {**server_env(commands, source.bin, root), "ENDPOINT": object_store.endpoint,
-               "BUCKET": object_store.bucket, "SERVER": SERVER, "TARGET_TIME": history.target_time,
+               "DESTINATION": f"s3://{object_store.bucket}/{FOLDER}", "SERVER": SERVER,
+               "TARGET_TIME": history.target_time,
                "PGDATA_NEW": str(pgdata_new), "PORT_NEW": str(port_new)}
         drill = run_as(account, ["bash", "-euo", "pipefail", "-c", drill_commands()], env, root, timeout=180)
         assert drill.returncode == 0, (f"the drill failed ({drill.returncode}):\n{drill.stdout}\n{drill.stderr}\n"
