@@ -19,7 +19,8 @@ class ObservabilityArgs:
     namespace: str
     services: tuple[ResolvedService, ...]
     #: The health probe of each shared dependency that runs in the cluster and has a client: only those
-    #: have an exporter here. A managed server is watched by its provider; ``absent(pg_up)`` would page forever.
+    #: have an exporter here. A managed server is watched by its provider; an ``absent()`` of its health
+    #: metric would page forever.
     dependencies: tuple[HealthProbe, ...]
     #: The watched dependencies that run replicated (Redis under Sentinel, PostgreSQL with standbys): they are
     #: down only when no server answers; Redis gets its sentinels' alerts.
