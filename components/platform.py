@@ -98,7 +98,8 @@ class CodaiPlatform(PlatformComponent):
                         sizing=environment.sizing, protect_stateful=environment.protect_stateful,
                         scraping=self.scraping, priority_class_name=self.foundation.priority_classes[Tier.CORE],
                         kubernetes_api=KubernetesApi(tuple(str(c) for c in environment.kubernetes.api_server_cidrs),
-                                                     tuple(environment.kubernetes.api_server_ports)))
+                                                     tuple(environment.kubernetes.api_server_ports)),
+                        connection_budget=self.plan.connection_budget if dependency is Dependency.POSTGRES else None)
 
     def _service_args(self, plan: ResolvedService) -> ServiceArgs:
         environment = self.plan.settings.environment

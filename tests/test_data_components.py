@@ -46,12 +46,14 @@ def data_tier_program(stack: str, values: dict[str, Any]) -> Callable[[], None]:
         rest = dict(values)
         postgres_settings = PostgresSettings.model_validate(rest.pop("postgres", {}))
         redis_settings = RedisSettings.model_validate(rest.pop("redis", {}))
-        environment = load_settings(stack, {**rest, "postgres": POSTGRES_BACKUP}).settings.environment
+        plan = load_settings(stack, {**rest, "postgres": POSTGRES_BACKUP})
+        environment = plan.settings.environment
         namespace = environment.namespace
         scraping = Scraping.of(MonitoringSettings())
         postgres = PostgresArgs(settings=postgres_settings, namespace=namespace, sizing=environment.sizing,
                                 protect_stateful=environment.protect_stateful, scraping=scraping,
-                                clients=CATALOG.using(Dependency.POSTGRES), priority_class_name=f"{namespace}-core")
+                                clients=CATALOG.using(Dependency.POSTGRES), priority_class_name=f"{namespace}-core",
+                                connection_budget=plan.connection_budget)
         redis = RedisArgs(settings=redis_settings, namespace=namespace, sizing=environment.sizing,
                           protect_stateful=environment.protect_stateful, scraping=scraping,
                           clients=CATALOG.using(Dependency.REDIS))

@@ -30,6 +30,7 @@ HOSTNAME = "kubernetes.io/hostname"
 #: Labels the operator puts on its pods: which Cluster or Pooler, and instance or pooler.
 CLUSTER_LABEL = "cnpg.io/cluster"
 POOLER_LABEL = "cnpg.io/poolerName"
+ROLE_LABEL = "cnpg.io/podRole"
 #: Roles the operator owns: its superuser, its replication login and the Pooler's auth_query login.
 OPERATOR_ROLES = frozenset({"postgres", "streaming_replica", AUTH_ROLE})
 #: pg_hba lines after the operator's own (its replication and pooler logins, by certificate): a role reaches
@@ -181,7 +182,7 @@ def cluster_spec(plan: ClusterPlan) -> dict[str, Any]:
         "primaryUpdateMethod": "switchover",
         "affinity": {"enablePodAntiAffinity": True, "topologyKey": HOSTNAME,
                      "podAntiAffinityType": plan.anti_affinity},
-        "topologySpreadConstraints": zone_spread({CLUSTER_LABEL: plan.name, "cnpg.io/podRole": "instance"}, ZONE),
+        "topologySpreadConstraints": zone_spread({CLUSTER_LABEL: plan.name, ROLE_LABEL: "instance"}, ZONE),
         # On every object the operator makes (pods, Services, claims): the platform's labels.
         "inheritedMetadata": {"labels": checked_labels(plan.labels)},
     }

@@ -23,6 +23,7 @@ from components.data.jobs import ADMIN_DIR
 from components.data.pod_parts import Pod, Port, config_volume, container
 from components.data.postgres_backup import backup_cron_job
 from components.data.postgres_cluster import CLUSTER_NAME, PostgresCluster, pooler_name
+from components.data.postgres_network import INSTANCE_METRICS_PORT
 from components.data.provider import DataArgs, DataComponent
 from components.scraping import METRICS_PORT_NAME
 from services.model import Dependency, ServiceSpec
@@ -43,7 +44,7 @@ class Postgres(DataComponent[PostgresSettings]):
     health = HealthProbe(Dependency.POSTGRES, "cnpg_collector_up", "PostgreSQL")
     role = "database"
     port = Port("postgres", 5432)
-    metrics_port = Port(METRICS_PORT_NAME, 9187)
+    metrics_port = Port(METRICS_PORT_NAME, INSTANCE_METRICS_PORT)
 
     def build(self) -> None:
         self.pg = self.settings

@@ -18,7 +18,6 @@ import pulumi_kubernetes as k8s
 from components.data import cnpg_specs, sql
 from components.data.cnpg_backup_specs import BarmanStore, scheduled_backup_spec
 from components.data.config_files import tuned_parameters
-from components.data.connection_budget import MAX_CLIENT_CONN
 from components.data.postgres_network import (
     INSTANCE_METRICS_PORT,
     POOLER_METRICS_PORT,
@@ -30,12 +29,11 @@ from components.labels import DATA_TIER, PART_OF, TIER_LABEL
 from components.pod import resources
 from components.scraping import METRICS_PORT_NAME, MonitoredWorkload, ScrapeEndpoint, service_monitor
 from services.model import ServiceSpec
-from services.tiers import TIER_POLICIES, Tier
+from services.tiers import Tier
 from settings.data import PostgresSettings
 from settings.quantities import Memory
 
 API_VERSION = "postgresql.cnpg.io/v1"
-ROLE_LABEL = "cnpg.io/podRole"
 #: Not ``postgres``: a Cluster makes a ServiceAccount and a PodDisruptionBudget of its own name.
 CLUSTER_NAME = "postgres-cluster"
 
@@ -62,6 +60,10 @@ class PostgresCluster:
         self.pg: PostgresSettings = component.settings
         self.passwords = passwords
         self.tiers = sorted({spec.tier for spec in component.clients})
+        budget = component.args.connection_budget
+        if budget is None:
+            raise ValueError("an in-cluster PostgreSQL needs the stack's connection budget to size its Poolers")
+        self.budget = budget
 
     def build(self) -> list[pulumi.Resource]:
         """Every object; returns those a client waits for (the Cluster, its Databases, the Poolers)."""
@@ -131,9 +133,7 @@ class PostgresCluster:
     def _pooler(self, tier: Tier, after: list[pulumi.Resource]) -> k8s.apiextensions.CustomResource:
         """One Pooler per tier: a Pooler gives every database the same pool, and the tier decides its size."""
         component, sizing = self.component, self.component.sizing
-        pool = str(TIER_POLICIES[tier].database_pool_size)
-        parameters = {"max_client_conn": str(MAX_CLIENT_CONN), "default_pool_size": pool,
-                      "max_db_connections": pool, "reserve_pool_size": "0"}
+        parameters = cnpg_specs.pooler_parameters(self.budget, self.budget.served_by(tier.value))
         assert sizing.pooler is not None  # every PostgreSQL sizing row has its pooler
         name = pooler_name(tier)
         # The operator makes no budget for PgBouncers: without ours a drain could evict a tier's all at once.
@@ -174,9 +174,9 @@ class PostgresCluster:
     def _pods(self) -> ClusterPods:
         """The operator's own labels: it sets them on every pod it makes and selects by them."""
         return ClusterPods(
-            instances={cnpg_specs.CLUSTER_LABEL: CLUSTER_NAME, ROLE_LABEL: "instance"},
+            instances={cnpg_specs.CLUSTER_LABEL: CLUSTER_NAME, cnpg_specs.ROLE_LABEL: "instance"},
             poolers={tier: {cnpg_specs.POOLER_LABEL: pooler_name(tier)} for tier in self.tiers},
-            every_pooler={cnpg_specs.CLUSTER_LABEL: CLUSTER_NAME, ROLE_LABEL: "pooler"},
+            every_pooler={cnpg_specs.CLUSTER_LABEL: CLUSTER_NAME, cnpg_specs.ROLE_LABEL: "pooler"},
         )
 
     def _metrics(self) -> None:

@@ -22,6 +22,7 @@ from pulumi_kubernetes.networking.v1 import (
     NetworkPolicyPeerArgsDict,
 )
 
+from components.data.cnpg_specs import CLUSTER_LABEL, ROLE_LABEL
 from components.data.provider import AnyDataComponent
 from components.labels import NAME
 from components.network import ip_block_egress, public_https_egress_rule
@@ -29,8 +30,6 @@ from components.scraping import prometheus_scrape_rule
 from services.tiers import Tier
 from settings.data import PostgresSettings
 
-CLUSTER_LABEL = "cnpg.io/cluster"
-ROLE_LABEL = "cnpg.io/podRole"
 POSTGRES_PORT = 5432
 STATUS_PORT = 8000
 INSTANCE_METRICS_PORT = 9187

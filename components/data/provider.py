@@ -26,6 +26,7 @@ from components.network import KubernetesApi, ip_block_egress
 from components.scraping import Scraping
 from components.security import ScannerException
 from services.model import Dependency, ServiceSpec
+from settings.connection_budget import Budget
 from settings.data import ExternalServer, ServerSettings, ServerSizing
 from settings.defaults import SizingProfile
 
@@ -60,6 +61,9 @@ class DataArgs(Generic[ServerSettingsT]):
     priority_class_name: str | None = None
     #: Where pods that call the Kubernetes API reach it (CloudNativePG's instances and PgBouncers).
     kubernetes_api: KubernetesApi = field(default_factory=KubernetesApi)
+    #: PostgreSQL in the cluster: the stack's fitted connection budget, which sizes each tier's Pooler
+    #: (``StackPlan.connection_budget``); None for Redis and a managed server.
+    connection_budget: Budget | None = None
 
 
 class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
