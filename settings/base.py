@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -39,7 +40,21 @@ _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 
 
-def _dns_label(value: str) -> str:
+def checked(what: str, validate: Callable[[str], str], value: str) -> str:
+    """``validate(value)``, its refusal prefixed with what the value is: ``cluster 'X' is not a DNS label ...``.
+
+    For a value checked away from a field of its own (a model's cross-key rule, the CloudNativePG
+    spec builders): each validator's message starts with the offending value, so the name reads
+    in front of it, and one rule keeps one wording wherever it runs.
+    """
+    try:
+        return validate(value)
+    except ValueError as error:
+        raise ValueError(f"{what} {error}") from error
+
+
+def dns_label(value: str) -> str:
+    """A DNS-1123 label: the name of a namespace, Secret, StorageClass or CloudNativePG object."""
     if len(value) > 63 or not _DNS_LABEL.match(value):
         raise ValueError(f"{value!r} is not a DNS label (lowercase a-z, 0-9 and '-', at most 63 characters)")
     return value
@@ -95,7 +110,8 @@ def _label_selector(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
-def _secret_key(value: str) -> str:
+def secret_key(value: str) -> str:
+    """A key of a Secret's data, in Kubernetes' own syntax."""
     if not _SECRET_KEY.match(value):
         raise ValueError(f"{value!r} is not a valid Secret key (letters, digits, '-', '_', '.')")
     return value
@@ -107,7 +123,7 @@ def _k8s_version(value: str) -> str:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+DnsLabel = Annotated[str, AfterValidator(dns_label)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
 ImageTag = Annotated[str, AfterValidator(_image_tag)]
 ImageDigest = Annotated[str, AfterValidator(_digest)]
@@ -115,7 +131,7 @@ Registry = Annotated[str, AfterValidator(_registry)]
 KubernetesVersion = Annotated[str, AfterValidator(_k8s_version)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]
 #: A key of a Kubernetes Secret's data.
-SecretKey = Annotated[str, AfterValidator(_secret_key)]
+SecretKey = Annotated[str, AfterValidator(secret_key)]
 #: Labels that pick objects (Prometheus's pods, the operator's selectors): never empty, never malformed.
 LabelSelector = Annotated[dict[str, str], AfterValidator(_label_selector)]
 

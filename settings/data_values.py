@@ -12,7 +12,7 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 
 
-def _pinned_image(value: str) -> str:
+def pinned_image(value: str) -> str:
     """An image reference with an exact version: a tag other than ``latest``, or a digest."""
     if "@" in value:
         if not re.fullmatch(r"[^@\s]+@sha256:[a-f0-9]{64}", value):
@@ -57,6 +57,6 @@ def _cron(value: str) -> str:
     return value
 
 
-PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+PinnedImage = Annotated[str, AfterValidator(pinned_image)]
 Host = Annotated[str, AfterValidator(_host)]
 CronSchedule = Annotated[str, AfterValidator(_cron)]

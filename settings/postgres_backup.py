@@ -12,11 +12,20 @@ from typing import Literal
 
 from pydantic import Field, IPvAnyNetwork, model_validator
 
-from settings.base import DnsLabel, SettingsModel
+from settings.base import DnsLabel, SettingsModel, checked
 from settings.data_values import CronSchedule
 from settings.quantities import Memory
 
+#: CloudNativePG's pattern for a Cluster's ``spec.backup.retentionPolicy``: days, weeks or months.
+RETENTION = r"^[1-9][0-9]*[dwm]$"
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
+
+
+def s3_url(value: str) -> str:
+    """``s3://bucket`` or ``s3://bucket/prefix``: where backups go, for the dumps and Barman Cloud alike."""
+    if not _S3_URL.match(value):
+        raise ValueError(f"{value!r} is not of the form s3://<bucket>/<prefix>")
+    return value
 
 
 class ObjectStoreTarget(SettingsModel):
@@ -38,8 +47,7 @@ class ObjectStoreTarget(SettingsModel):
 
     @model_validator(mode="after")
     def _url(self) -> ObjectStoreTarget:
-        if not _S3_URL.match(self.url):
-            raise ValueError(f"url {self.url!r} is not of the form s3://<bucket>/<prefix>")
+        checked("url", s3_url, self.url)
         if self.endpoint is not None and not re.fullmatch(r"https://[^\s/]+(/\S*)?", self.endpoint):
             raise ValueError(f"endpoint {self.endpoint!r} must be an https:// URL")
         return self
@@ -55,7 +63,7 @@ class PostgresBackupSettings(SettingsModel):
                           "backups; external: a CronJob dumps every database. No backups when false.")
     schedule: CronSchedule = Field(default="30 2 * * *", description="Cron schedule (UTC) of the base backups "
                                    "(in-cluster) or the dumps (external); 02:30 daily when unset.")
-    retention: str = Field(default="30d", pattern=r"^[1-9][0-9]*[dwm]$", description="In-cluster: how far back "
+    retention: str = Field(default="30d", pattern=RETENTION, description="In-cluster: how far back "
                            "point-in-time recovery reaches; older base backups and WAL are deleted from the object "
                            "store. Days, weeks or months, such as 30d (the default), 8w or 6m.")
     keep: int = Field(default=7, ge=1, le=366, description="External server: dumps kept (the newest); older ones "

@@ -245,13 +245,17 @@ def test_recovery_builds_a_new_cluster_from_the_source_folder_up_to_the_target_t
     (lambda: dataclasses.replace(PRODUCTION, instances=0),
      "instances 0: a Cluster needs at least 1 PostgreSQL instance (production runs 3: a primary and two standbys)"),
     (lambda: BarmanStore("https://codai-backups/postgres", "backup-s3"),
-     "backup destination 'https://codai-backups/postgres' must be an s3:// URL: s3://<bucket>/<prefix>"),
+     "backup destination 'https://codai-backups/postgres' is not of the form s3://<bucket>/<prefix>"),
     (lambda: BarmanStore("codai-backups/postgres", "backup-s3"),
-     "backup destination 'codai-backups/postgres' must be an s3:// URL: s3://<bucket>/<prefix>"),
+     "backup destination 'codai-backups/postgres' is not of the form s3://<bucket>/<prefix>"),
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", endpoint_url="s3.example.net"),
      "backup endpoint 's3.example.net' must be an http:// or https:// URL"),
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", endpoint_url="ftp://s3.example.net"),
      "backup endpoint 'ftp://s3.example.net' must be an http:// or https:// URL"),
+    (lambda: BarmanStore("s3://codai-backups/pg", "Backup_S3"),
+     "credentials Secret 'Backup_S3' is not a DNS label (lowercase a-z, 0-9 and '-', at most 63 characters)"),
+    (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", region_key="AWS REGION"),
+     "region key 'AWS REGION' is not a valid Secret key (letters, digits, '-', '_', '.')"),
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", retention="30 days"),
      "retention '30 days' must be a number of days, weeks or months such as '30d', '4w' or '6m' "
      "(CloudNativePG's pattern ^[1-9][0-9]*[dwm]$)"),
@@ -273,8 +277,7 @@ def test_recovery_builds_a_new_cluster_from_the_source_folder_up_to_the_target_t
      "image 'postgres:16.4-bookworm' has no barman-cloud: use a CloudNativePG operand image such as "
      "ghcr.io/cloudnative-pg/postgresql:16.4"),
     (lambda: dataclasses.replace(PRODUCTION, image="ghcr.io/cloudnative-pg/postgresql:latest"),
-     "image 'ghcr.io/cloudnative-pg/postgresql:latest' must be pinned to a tag or digest, such as "
-     "ghcr.io/cloudnative-pg/postgresql:16.4"),
+     "image 'ghcr.io/cloudnative-pg/postgresql:latest': 'latest' is not a pinned version; use a release tag"),
     (lambda: dataclasses.replace(PRODUCTION, resources={"limits": {"cpu": "4", "memory": "4Gi"}}),
      "cluster resources must have requests and limits, of cpu and memory only: {'limits': {'cpu': '4', "
      "'memory': '4Gi'}}"),
@@ -293,7 +296,7 @@ def test_recovery_builds_a_new_cluster_from_the_source_folder_up_to_the_target_t
     (lambda: ManagedRole("cnpg_pooler_pgbouncer", "s", 10), "role 'cnpg_pooler_pgbouncer' belongs to the operator"),
     (lambda: database_spec("postgres", "template1", "codai"), "database 'template1' is reserved by PostgreSQL"),
     (lambda: database_spec("Postgres", "codai", "codai"),
-     "cluster 'Postgres' is not a Kubernetes name (lowercase letters, digits, '-', at most 63)"),
+     "cluster 'Postgres' is not a DNS label (lowercase a-z, 0-9 and '-', at most 63 characters)"),
     (lambda: pooler_spec("postgres", 0, name="postgres-pooler-rw"), "pooler instances 0: at least 1"),
     (lambda: pooler_spec("postgres", 2, name="postgres"),
      "pooler 'postgres' must not have its cluster's name (CloudNativePG refuses it)"),

@@ -18,6 +18,8 @@ from settings.base import (
     LabelKey,
     LabelSelector,
     PositiveDuration,
+    checked,
+    dns_label,
     duration_seconds,
 )
 from settings.quantities import Cpu, Memory
@@ -40,6 +42,15 @@ def test_a_dns_label_has_at_most_63_characters():
     assert accepts(DnsLabel, "a" * 63)
     assert refusal(DnsLabel, "a" * 64) == (
         f"{'a' * 64!r} is not a DNS label (lowercase a-z, 0-9 and '-', at most 63 characters)")
+
+
+def test_a_validator_reused_outside_a_model_names_what_it_refuses():
+    """The CloudNativePG builders call the settings' validators through ``checked``: same rule, same wording."""
+    assert checked("cluster", dns_label, "postgres") == "postgres"
+    with pytest.raises(ValueError, match=r"^cluster 'Postgres' ") as refused:
+        checked("cluster", dns_label, "Postgres")
+    assert str(refused.value) == (
+        "cluster 'Postgres' is not a DNS label (lowercase a-z, 0-9 and '-', at most 63 characters)")
 
 
 def test_a_hostname_has_two_labels_or_more_of_63_characters_and_253_in_all():

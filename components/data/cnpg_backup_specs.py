@@ -22,16 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-#: The Kubernetes name of a Cluster, Pooler or Secret (a DNS-1123 label).
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-#: ``s3://bucket`` or ``s3://bucket/prefix``, as settings/postgres_backup.py accepts it for the dumps.
-_S3_PATH = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
-#: The CRD's own pattern for ``spec.backup.retentionPolicy``: days, weeks or months.
-_RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
+from settings.base import checked, dns_label, secret_key
+from settings.postgres_backup import RETENTION, s3_url
+
 #: ``targetTime`` with its offset: PostgreSQL reads a bare time in the server's zone, which is easy to get wrong.
 _TARGET_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)$")
-#: A key of a Secret's data.
-_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 #: What the CRD accepts: WAL files may use more codecs than base backups (tar streams) do.
 WAL_COMPRESSIONS = ("bzip2", "gzip", "lz4", "snappy", "xz", "zstd")
 DATA_COMPRESSIONS = ("bzip2", "gzip", "snappy")
@@ -41,10 +36,9 @@ SECRET_ACCESS_KEY = "AWS_SECRET_ACCESS_KEY"
 
 
 def check_name(what: str, name: str) -> str:
-    """``name`` if it is a valid Kubernetes object name, else a ValueError naming ``what`` it is."""
-    if not _NAME.match(name):
-        raise ValueError(f"{what} {name!r} is not a Kubernetes name (lowercase letters, digits, '-', at most 63)")
-    return name
+    """``name`` if it is a valid name of a Cluster, Pooler or Secret (a DNS label, as the settings say),
+    else a ValueError naming ``what`` it is."""
+    return checked(what, dns_label, name)
 
 
 @dataclass(frozen=True)
@@ -67,19 +61,17 @@ class BarmanStore:
     server_name: str | None = None
 
     def __post_init__(self) -> None:
-        if not _S3_PATH.match(self.destination_path):
-            raise ValueError(f"backup destination {self.destination_path!r} must be an s3:// URL: "
-                             "s3://<bucket>/<prefix>")
+        checked("backup destination", s3_url, self.destination_path)
         if self.endpoint_url is not None:
             url = urlsplit(self.endpoint_url)
             if url.scheme not in ("http", "https") or not url.netloc or any(c.isspace() for c in self.endpoint_url):
                 raise ValueError(f"backup endpoint {self.endpoint_url!r} must be an http:// or https:// URL")
         check_name("credentials Secret", self.credentials_secret)
-        if self.region_key is not None and not _SECRET_KEY.match(self.region_key):
-            raise ValueError(f"region key {self.region_key!r} is not a Secret key (letters, digits, '-', '_', '.')")
-        if not _RETENTION.match(self.retention):
+        if self.region_key is not None:
+            checked("region key", secret_key, self.region_key)
+        if not re.match(RETENTION, self.retention):
             raise ValueError(f"retention {self.retention!r} must be a number of days, weeks or months such as "
-                             "'30d', '4w' or '6m' (CloudNativePG's pattern ^[1-9][0-9]*[dwm]$)")
+                             f"'30d', '4w' or '6m' (CloudNativePG's pattern {RETENTION})")
         if self.wal_compression not in WAL_COMPRESSIONS:
             raise ValueError(f"WAL compression {self.wal_compression!r} is not one of {', '.join(WAL_COMPRESSIONS)}")
         if self.data_compression not in DATA_COMPRESSIONS:

@@ -23,6 +23,8 @@ from typing import Any
 from components.data import sql
 from components.data.cnpg_backup_specs import BarmanStore, backup_section, check_name, recovery_sections
 from components.data.connection_budget import AUTH_ROLE, Budget, ServiceConnections
+from settings.base import checked
+from settings.data_values import pinned_image
 from settings.postgres import lacks_barman_cloud
 
 ZONE = "topology.kubernetes.io/zone"
@@ -38,7 +40,6 @@ OPERATOR_ROLES = frozenset({"postgres", "streaming_replica", AUTH_ROLE})
 SERVICE_HBA = ("host sameuser all all scram-sha-256", "host all all all reject")
 #: Databases the Database CRD refuses by CEL rules (which a JSON schema check does not run).
 RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
-_PINNED_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._/:-]*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 _STORAGE = re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$")
 
 
@@ -124,9 +125,7 @@ class ClusterPlan:
         if self.instances < 1:
             raise ValueError(f"instances {self.instances}: a Cluster needs at least 1 PostgreSQL instance "
                              "(production runs 3: a primary and two standbys)")
-        if not _PINNED_IMAGE.match(self.image) or self.image.endswith(":latest"):
-            raise ValueError(f"image {self.image!r} must be pinned to a tag or digest, such as "
-                             "ghcr.io/cloudnative-pg/postgresql:16.4")
+        checked("image", pinned_image, self.image)
         if lacks_barman_cloud(self.image):
             raise ValueError(f"image {self.image!r} has no barman-cloud: use a CloudNativePG operand image "
                              "such as ghcr.io/cloudnative-pg/postgresql:16.4")
