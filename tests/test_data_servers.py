@@ -1,5 +1,9 @@
 """The data tier's generated files and scripts, run against real PostgreSQL and Redis servers.
 
+PostgreSQL starts from the tests' oracle of the old in-cluster server (tests/oracles/postgres_server.py:
+its postgresql.conf and pg_hba.conf, the rules CloudNativePG's Cluster now holds, and the exporter's
+login and closed shared databases its bootstrap added to the program's).
+
 Servers start on loopback, on free ports, in temporary directories. PostgreSQL refuses to run
 as root, so when the tests run as root (CI containers) the server runs as ``nobody`` in a
 directory owned by it. Under CI=true a missing server binary fails these tests (``require_tool``).
@@ -26,6 +30,8 @@ from components.data import acl, config_files, sql
 from components.data.job_scripts import SCRIPTS_DIR
 from settings.quantities import Memory
 from tests.conftest import ROOT, require_tool
+from tests.oracles import postgres_server
+from tests.oracles.postgres_server import MONITOR_ROLE
 
 pytestmark = pytest.mark.realtool
 
@@ -82,7 +88,7 @@ class Postgres:
     root: Path
     port: int
     account: tuple[int, int] | None
-    #: Lines after the generated pg_hba.conf (a pooler's lookup role, as CloudNativePG's own rules admit it).
+    #: Lines after the oracle's pg_hba.conf (a pooler's lookup role, as CloudNativePG's own rules admit it).
     extra_hba: str = ""
 
     @property
@@ -99,15 +105,15 @@ class Postgres:
         """Copies ``template`` (an initdb'd data directory: much faster than initdb) and starts on it."""
         self.socket_dir.mkdir()
         hba = self.root / "pg_hba.conf"
-        hba.write_text(config_files.pg_hba_conf(ADMIN, sql.MONITOR_ROLE) + self.extra_hba)
+        hba.write_text(postgres_server.pg_hba_conf(ADMIN, MONITOR_ROLE) + self.extra_hba)
         conf = self.root / "postgresql.conf"
-        paths = config_files.PostgresPaths(hba_file=str(hba), socket_dir=str(self.socket_dir), port=self.port)
-        conf.write_text(config_files.postgresql_conf(paths, memory_limit=Memory.parse("1Gi"), max_connections=50))
+        paths = postgres_server.PostgresPaths(hba_file=str(hba), socket_dir=str(self.socket_dir), port=self.port)
+        conf.write_text(postgres_server.postgresql_conf(paths, memory_limit=Memory.parse("1Gi"), max_connections=50))
         for path in (self.socket_dir, hba, conf):
             if self.account:
                 os.chown(path, *self.account)
         self.as_server("cp", "-a", str(template), str(self.root / "data"))
-        # The generated file as the pod uses it; the test only narrows listening to loopback
+        # The oracle's file as the old pod used it; the test only narrows listening to loopback
         # and trades durability for speed.
         options = f"-c config_file={conf} -c listen_addresses=127.0.0.1 -c fsync=off"
         self.as_server(str(self.bin / "pg_ctl"), "-D", "data", "-l", "server.log", "-w", "-t", "30",
@@ -186,17 +192,16 @@ class Secrets:
 def secrets() -> Iterator[Secrets]:
     folder = Path(tempfile.mkdtemp(prefix="codai-pw-"))
     store = Secrets(folder)
-    for role in (*SERVICES, sql.MONITOR_ROLE):
+    for role in (*SERVICES, MONITOR_ROLE):
         store.set(role, f"{role}-{os.urandom(12).hex()}")
     yield store
     shutil.rmtree(folder, ignore_errors=True)
 
 
 def bootstrap_file(tmp: Path, secrets: Secrets) -> Path:
-    plan = sql.BootstrapPlan(SERVICES, password_dir=str(secrets.folder), connection_limit=10,
-                             monitor_role=sql.MONITOR_ROLE, close_shared_databases=True)
+    plan = sql.BootstrapPlan(SERVICES, password_dir=str(secrets.folder), connection_limit=10)
     path = tmp / "bootstrap.sql"
-    path.write_text(sql.bootstrap_sql(plan))
+    path.write_text(postgres_server.owned_server_bootstrap(plan))
     return path
 
 
@@ -248,7 +253,7 @@ def test_bootstrap_runs_twice_without_changing_anything_or_losing_data(primary: 
 
 
 def test_the_bootstrap_never_drops_or_deletes():
-    text = sql.bootstrap_sql(sql.BootstrapPlan(SERVICES, "/run/pw", 10, sql.MONITOR_ROLE, True))
+    text = postgres_server.owned_server_bootstrap(sql.BootstrapPlan(SERVICES, "/run/pw", 10))
     assert not re.search(r"\b(DROP|TRUNCATE|DELETE)\b", text, re.IGNORECASE)
 
 
@@ -257,7 +262,7 @@ def test_a_service_reaches_its_own_database_only(primary: Postgres, secrets: Sec
     denied = primary.psql("SELECT 1", database="wallet", check=False, **codai)
     assert denied.returncode != 0 and 'no pg_hba.conf entry for host "127.0.0.1", user "codai", database "wallet"' \
         in denied.stderr
-    for shared in sql.SHARED_DATABASES:
+    for shared in postgres_server.SHARED_DATABASES:
         refused = primary.psql("SELECT 1", database=shared, check=False, **codai)
         assert "no pg_hba.conf entry" in refused.stderr
     # pg_hba.conf holds even where a GRANT would let the role in (the bootstrap's REVOKE undone by hand).
@@ -279,7 +284,7 @@ def test_a_service_reaches_its_own_database_only(primary: Postgres, secrets: Sec
 
 
 def test_the_monitor_role_reads_statistics_and_no_data(primary: Postgres, secrets: Secrets):
-    user, password = sql.MONITOR_ROLE, secrets.passwords[sql.MONITOR_ROLE]
+    user, password = MONITOR_ROLE, secrets.passwords[MONITOR_ROLE]
     databases = primary.psql("SELECT count(*) FROM pg_stat_database WHERE datname IN ('codai', 'wallet')",
                              user=user, password=password).stdout.strip()
     assert databases == "2"
@@ -290,7 +295,7 @@ def test_bootstrap_updates_a_changed_password(postgres_factory: Any, tmp_path: P
     server: Postgres = postgres_factory()
     store = Secrets(tmp_path / "pw")
     store.folder.mkdir()
-    for role in (*SERVICES, sql.MONITOR_ROLE):
+    for role in (*SERVICES, MONITOR_ROLE):
         store.set(role, f"first-{role}-password")
     server.script("bootstrap-postgres.sh", str(bootstrap_file(tmp_path, store)))
     store.set("codai", "second-codai-password")

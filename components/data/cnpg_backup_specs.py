@@ -1,6 +1,6 @@
 """CloudNativePG backups: the object store a Cluster archives to, and the nightly ScheduledBackup.
 
-Pure dicts, like ``connection_budget.py``: nothing here registers a Pulumi resource, and the tests
+Pure dicts, like ``cnpg_specs.py``: nothing here registers a Pulumi resource, and the tests
 check every output against the vendored CRDs (``vendor/crds/cloudnative-pg``, v1.29.1).
 
 The store is CloudNativePG's in-tree ``spec.backup.barmanObjectStore``: the server ships every WAL

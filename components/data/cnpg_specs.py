@@ -22,8 +22,8 @@ from typing import Any
 
 from components.data import sql
 from components.data.cnpg_backup_specs import BarmanStore, backup_section, check_name, recovery_sections
-from components.data.connection_budget import AUTH_ROLE, Budget, ServiceConnections
 from settings.base import checked
+from settings.connection_budget import Budget, ServiceConnections
 from settings.data_values import pinned_image
 from settings.postgres import lacks_barman_cloud
 
@@ -33,10 +33,12 @@ HOSTNAME = "kubernetes.io/hostname"
 CLUSTER_LABEL = "cnpg.io/cluster"
 POOLER_LABEL = "cnpg.io/poolerName"
 ROLE_LABEL = "cnpg.io/podRole"
+#: The login PgBouncer runs ``auth_query`` as: the name CloudNativePG's Pooler uses.
+AUTH_ROLE = "cnpg_pooler_pgbouncer"
 #: Roles the operator owns: its superuser, its replication login and the Pooler's auth_query login.
 OPERATOR_ROLES = frozenset({"postgres", "streaming_replica", AUTH_ROLE})
-#: pg_hba lines after the operator's own (its replication and pooler logins, by certificate): a role reaches
-#: the database of its own name only, as ``config_files.pg_hba_conf`` says for the StatefulSet; nothing else.
+#: pg_hba lines after the operator's own (its replication and pooler logins, by certificate): a role reaches the
+#: database of its own name only (proven on a real server from tests/oracles/postgres_server.py); nothing else.
 SERVICE_HBA = ("host sameuser all all scram-sha-256", "host all all all reject")
 #: Databases the Database CRD refuses by CEL rules (which a JSON schema check does not run).
 RESERVED_DATABASES = frozenset({"postgres", "template0", "template1"})
@@ -230,10 +232,10 @@ def pooler_parameters(budget: Budget, services: Sequence[ServiceConnections]) ->
 
     CloudNativePG writes the Pooler's ``[databases]`` as a single ``*`` entry, so every database
     gets the same pool (``default_pool_size``, capped per database by ``max_db_connections``),
-    where ``pgbouncer_ini`` gives each its own. Services with different pools (the core tier's 4,
-    the others' 2) need one Pooler per pool size; giving them all the largest would overrun the
-    server connections the budget counted, so they are refused here. Each Pooler's instances then
-    make their own ``auth_query`` connection: count them in the budget's ``Reserved.auth_per_pooler``.
+    where the tests' oracle (tests/oracles/pgbouncer.py) gives each its own. Services with different pools
+    (the core tier's 4, the others' 2) need one Pooler per pool size; giving them all the largest would
+    overrun the server connections the budget counted, so they are refused here. Each Pooler's instances
+    then make their own ``auth_query`` connection: count them in the budget's ``Reserved.auth_per_pooler``.
     """
     pools = sorted({service.pool_size for service in services})
     if len(pools) != 1:

@@ -17,10 +17,6 @@ from dataclasses import dataclass
 
 #: Names PostgreSQL reserves or that the bootstrap itself uses.
 RESERVED_ROLES = frozenset({"public", "none", "current_role", "current_user", "session_user", "postgres"})
-#: The exporter's login: read-only statistics of the whole server (``pg_monitor``).
-MONITOR_ROLE = "codai_monitor"
-#: Databases every role may connect to after ``initdb``; an in-cluster server closes them to the services.
-SHARED_DATABASES = ("postgres", "template1")
 #: Generated passwords are 32 characters; anything much shorter is a broken Secret.
 MIN_PASSWORD_LENGTH = 16
 
@@ -33,7 +29,7 @@ def identifier(service: str) -> str:
     name = service.replace("-", "_")
     if not _IDENTIFIER.match(name):
         raise ValueError(f"{service!r} does not make a PostgreSQL identifier (lowercase, digits, '_', <= 63)")
-    if name in RESERVED_ROLES or name == MONITOR_ROLE or name.startswith("pg_"):
+    if name in RESERVED_ROLES or name.startswith("pg_"):
         raise ValueError(f"{service!r} would use the reserved role name {name!r}")
     return name
 
@@ -48,17 +44,13 @@ def quote_literal(value: str) -> str:
 
 @dataclass(frozen=True)
 class BootstrapPlan:
-    """What the bootstrap makes: one role and database per service, and the optional monitor role."""
+    """What the bootstrap makes: one role and database per service."""
 
     services: Sequence[str]
     #: Folder holding one file per role, named after the role, containing its password.
     password_dir: str
     #: CONNECTION LIMIT of each service role.
     connection_limit: int
-    #: Login of the metrics exporter (in-cluster only: a managed server has its own metrics).
-    monitor_role: str | None = None
-    #: Revoke PUBLIC's CONNECT on ``postgres`` and ``template1``: only on a server this program owns.
-    close_shared_databases: bool = False
 
     def __post_init__(self) -> None:
         if not _SAFE_PATH.match(self.password_dir):
@@ -81,17 +73,6 @@ def bootstrap_sql(plan: BootstrapPlan) -> str:
         "\\set ON_ERROR_STOP on",
         "SET client_min_messages = warning;",
     ]
-    if plan.monitor_role:
-        lines += ["", f"-- {plan.monitor_role}: the metrics exporter, read-only statistics."]
-        lines += login_role(plan, plan.monitor_role, connection_limit=5)
-        lines.append(f"GRANT pg_monitor TO {quote_identifier(plan.monitor_role)};")
-    if plan.close_shared_databases:
-        lines += ["", "-- Services reach their own database only: close the databases initdb opens to everyone."]
-        for database in SHARED_DATABASES:
-            lines.append(f"REVOKE CONNECT, TEMPORARY ON DATABASE {quote_identifier(database)} FROM PUBLIC;")
-        if plan.monitor_role:
-            lines.append(f"GRANT CONNECT ON DATABASE {quote_identifier(SHARED_DATABASES[0])} "
-                         f"TO {quote_identifier(plan.monitor_role)};")
     for role in plan.roles:
         lines += ["", f"-- {role}: its login role and its database, reachable by no other role."]
         lines += login_role(plan, role, connection_limit=plan.connection_limit)
@@ -100,8 +81,9 @@ def bootstrap_sql(plan: BootstrapPlan) -> str:
 
 
 def login_role(plan: BootstrapPlan, role: str, connection_limit: int) -> list[str]:
-    """A login role with the password read from its file, created or brought up to date (the services'
-    roles, the exporter's, and the pooler's lookup role, connection_budget.py)."""
+    """A login role with the password read from its file, created or brought up to date: the services'
+    roles here; the tests' oracles (tests/oracles/) make the old exporter's and PgBouncer's lookup role
+    with it too."""
     quoted, literal = quote_identifier(role), quote_literal(role)
     message = f"bootstrap: the password file of {role} is missing or shorter than {MIN_PASSWORD_LENGTH} characters"
     stop = f"DO $$BEGIN RAISE EXCEPTION {quote_literal(message)}; END$$"
