@@ -45,7 +45,7 @@ class TierPolicy:
     termination_grace_seconds: int
     #: PgBouncer's server connections per service database and pooler instance (transaction mode).
     #: Core services take every request's identity and memory lookups: twice the others' pool.
-    #: components/data/connection_budget.py checks the sum fits the server (docs/data.md).
+    #: settings/connection_budget.py checks the sum fits the server (docs/data.md).
     database_pool_size: int
 
     @property

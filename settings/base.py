@@ -60,9 +60,15 @@ def dns_label(value: str) -> str:
     return value
 
 
-def _hostname(value: str) -> str:
+def is_dns_name(value: str, *, min_labels: int = 1) -> bool:
+    """Lowercase DNS labels joined by dots, at most 253 characters: a host or a Service's name."""
     labels = value.split(".")
-    if len(value) > 253 or len(labels) < 2 or not all(_DNS_LABEL.match(label) and len(label) <= 63 for label in labels):
+    return (len(value) <= 253 and len(labels) >= min_labels
+            and all(len(label) <= 63 and _DNS_LABEL.match(label) for label in labels))
+
+
+def _hostname(value: str) -> str:
+    if not is_dns_name(value, min_labels=2):
         raise ValueError(f"{value!r} is not a valid DNS hostname such as 'staging.codai.dev' (lowercase, dotted)")
     return value
 

@@ -10,8 +10,9 @@ stack whose numbers cannot fit is refused with a :class:`ConnectionBudgetError` 
 the services with the largest shares and every figure; settings.loader reports it at the stack
 key to change, before any resource exists.
 
-Pure arithmetic, no Pulumi and no component: ``components/data/connection_budget.py`` writes the
-PgBouncer files and ``components/data/cnpg_specs.py`` the Poolers' parameters from a budget that fits.
+Pure arithmetic, no Pulumi and no component: ``components/data/cnpg_specs.py`` writes the Poolers'
+parameters from a budget that fits, and the tests' ``tests/oracles/pgbouncer.py`` the PgBouncer files
+they run on real servers.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-_HOST_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+from settings.base import is_dns_name
+
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 
 
@@ -33,8 +34,7 @@ def _host(value: str) -> str:
         return value
     except ValueError:
         pass
-    labels = value.split(".")
-    if len(value) > 253 or not all(_HOST_LABEL.match(label) and len(label) <= 63 for label in labels):
+    if not is_dns_name(value):
         raise ValueError(f"{value!r} is neither a lowercase DNS name nor an IP address") from None
     return value
 

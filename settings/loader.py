@@ -30,6 +30,7 @@ from settings.connection_budget import (
 )
 from settings.data import Footprint, footprint
 from settings.environment import ResolvedQuota
+from settings.postgres import MAX_POOLER_INSTANCES
 from settings.quantities import Cpu, Memory
 from settings.resolve import ResolvedService, resolve_services
 from settings.stack import CONFIG_KEYS, StackSettings
@@ -73,17 +74,21 @@ class StackPlan:
                          poolers=len(self.pooled_tiers))
 
     @property
+    def postgres_users(self) -> list[ResolvedService]:
+        return [service for service in self.services if service.spec.uses_dependency(Dependency.POSTGRES)]
+
+    @property
     def pooled_tiers(self) -> list[Tier]:
         """The tiers with a PostgreSQL client: each gets its own Pooler (one pool size per Pooler)."""
-        return sorted({s.tier for s in self.services if s.spec.uses_dependency(Dependency.POSTGRES)})
+        return sorted({service.tier for service in self.postgres_users})
 
     @property
     def postgres_clients(self) -> list[ServiceConnections]:
         """Each PostgreSQL client's share of the connection budget: its tier's pool and Pooler, and every pod
         it may run at once (replicas.max plus canaries and idle colours: each pod may connect)."""
-        clients = [s for s in self.services if s.spec.uses_dependency(Dependency.POSTGRES)]
-        ceilings = {s.name: s.replicas_max + s.fixed_replicas for s in clients}
-        return catalog_connections([s.spec for s in clients], ceilings)
+        users = self.postgres_users
+        ceilings = {service.name: service.replicas_max + service.fixed_replicas for service in users}
+        return catalog_connections([service.spec for service in users], ceilings)
 
     @property
     def connection_budget(self) -> Budget | None:
@@ -189,8 +194,7 @@ def _capacity_problems(plan: StackPlan) -> list[Problem]:
 def _budget_problems(plan: StackPlan) -> list[Problem]:
     """Pools the in-cluster server or a tier's Pooler cannot hold (docs/data.md), at the key that changes them."""
     try:
-        if plan.connection_budget is not None:
-            return []
+        _ = plan.connection_budget  # fits, or raises naming each side that does not
     except ConnectionBudgetError as error:
         return [_budget_problem(refusal, plan) for refusal in error.refusals]
     return []
@@ -203,9 +207,12 @@ def _budget_problem(refusal: Refusal, plan: StackPlan) -> Problem:
                 f"{refusal.needed}, or run fewer PgBouncers per Pooler (postgres.pooler.instances, {instances}): "
                 "each holds every pool of its tier")
     enough = -(-refusal.needed // MAX_CLIENT_CONN)
+    fewer_clients = f"lower tiers.{refusal.pooler}.replicas.max or the replicas.max of its largest services"
+    if enough > MAX_POOLER_INSTANCES:
+        return ("postgres.pooler.instances", f"{refusal.message}; {enough} PgBouncers per Pooler would be needed, "
+                f"more than postgres.pooler.instances allows (at most {MAX_POOLER_INSTANCES}): {fewer_clients}")
     return ("postgres.pooler.instances", f"{refusal.message}; raise postgres.pooler.instances to at least {enough} "
-            f"(each also holds the tier's pools on the server), or lower tiers.{refusal.pooler}.replicas.max or "
-            "the replicas.max of its largest services")
+            f"(each also holds the tier's pools on the server), or {fewer_clients}")
 
 
 def _amount(quantity: Cpu | Memory | int) -> int:

@@ -55,13 +55,18 @@ POSTGRES_OWNED_PARAMETERS = frozenset({
 })
 
 
+#: The most PgBouncers one Pooler may run: each holds its whole tier's pools on the server, so a tier needing
+#: more has clients to shrink, not PgBouncers to add.
+MAX_POOLER_INSTANCES = 9
+
+
 class PoolerSettings(SettingsModel):
     """PgBouncer in front of the in-cluster server: CloudNativePG's Pooler, one per tier (docs/data.md)."""
 
     instances: int | None = Field(
-        default=None, ge=1, le=9, description="PgBouncer pods of each tier's Pooler. The sizing profile's when "
-        "unset: 1 for minimal, 2 for highAvailability. Each one holds its own pools, which the connection budget "
-        "counts against maxConnections."
+        default=None, ge=1, le=MAX_POOLER_INSTANCES,
+        description="PgBouncer pods of each tier's Pooler. The sizing profile's when unset: 1 for minimal, 2 for "
+        "highAvailability. Each one holds its own pools, which the connection budget counts against maxConnections."
     )
     resources: Resources = Field(default_factory=Resources, description="Requests and limits of each PgBouncer "
                                  "container; unset values come from the sizing profile.")

@@ -8,16 +8,16 @@ In-cluster, CloudNativePG archives every WAL segment and takes base backups into
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, IPvAnyNetwork, model_validator
+from pydantic import AfterValidator, Field, IPvAnyNetwork, model_validator
 
 from settings.base import DnsLabel, SettingsModel, checked
 from settings.data_values import CronSchedule
 from settings.quantities import Memory
 
 #: CloudNativePG's pattern for a Cluster's ``spec.backup.retentionPolicy``: days, weeks or months.
-RETENTION = r"^[1-9][0-9]*[dwm]$"
+_RETENTION = re.compile(r"^[1-9][0-9]*[dwm]$")
 _S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?$")
 
 
@@ -26,6 +26,16 @@ def s3_url(value: str) -> str:
     if not _S3_URL.match(value):
         raise ValueError(f"{value!r} is not of the form s3://<bucket>/<prefix>")
     return value
+
+
+def retention_policy(value: str) -> str:
+    """How far back point-in-time recovery reaches, as CloudNativePG's ``retentionPolicy`` reads it."""
+    if not _RETENTION.match(value):
+        raise ValueError(f"{value!r} is not a number of days, weeks or months such as '30d', '4w' or '6m'")
+    return value
+
+
+Retention = Annotated[str, AfterValidator(retention_policy)]
 
 
 class ObjectStoreTarget(SettingsModel):
@@ -63,9 +73,9 @@ class PostgresBackupSettings(SettingsModel):
                           "backups; external: a CronJob dumps every database. No backups when false.")
     schedule: CronSchedule = Field(default="30 2 * * *", description="Cron schedule (UTC) of the base backups "
                                    "(in-cluster) or the dumps (external); 02:30 daily when unset.")
-    retention: str = Field(default="30d", pattern=RETENTION, description="In-cluster: how far back "
-                           "point-in-time recovery reaches; older base backups and WAL are deleted from the object "
-                           "store. Days, weeks or months, such as 30d (the default), 8w or 6m.")
+    retention: Retention = Field(default="30d", description="In-cluster: how far back "
+                                "point-in-time recovery reaches; older base backups and WAL are deleted from the "
+                                "object store. Days, weeks or months, such as 30d (the default), 8w or 6m.")
     keep: int = Field(default=7, ge=1, le=366, description="External server: dumps kept (the newest); older ones "
                       "are deleted after a successful dump. 7 when unset.")
     target: Literal["volume", "objectStore"] = Field(

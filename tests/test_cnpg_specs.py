@@ -257,14 +257,11 @@ def test_recovery_builds_a_new_cluster_from_the_source_folder_up_to_the_target_t
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", region_key="AWS REGION"),
      "region key 'AWS REGION' is not a valid Secret key (letters, digits, '-', '_', '.')"),
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", retention="30 days"),
-     "retention '30 days' must be a number of days, weeks or months such as '30d', '4w' or '6m' "
-     "(CloudNativePG's pattern ^[1-9][0-9]*[dwm]$)"),
+     "retention '30 days' is not a number of days, weeks or months such as '30d', '4w' or '6m'"),
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", retention="0d"),
-     "retention '0d' must be a number of days, weeks or months such as '30d', '4w' or '6m' "
-     "(CloudNativePG's pattern ^[1-9][0-9]*[dwm]$)"),
+     "retention '0d' is not a number of days, weeks or months such as '30d', '4w' or '6m'"),
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", retention="1y"),
-     "retention '1y' must be a number of days, weeks or months such as '30d', '4w' or '6m' "
-     "(CloudNativePG's pattern ^[1-9][0-9]*[dwm]$)"),
+     "retention '1y' is not a number of days, weeks or months such as '30d', '4w' or '6m'"),
     (lambda: BarmanStore("s3://codai-backups/pg", "backup-s3", data_compression="zstd"),
      "data compression 'zstd' is not one of bzip2, gzip, snappy (base backups accept fewer codecs than WAL)"),
     (lambda: six_field_cron("0 30 2 * * *"),

@@ -761,12 +761,13 @@ def _postgres_cases() -> list[Any]:
              "ObjectStoreTarget.region:minlen"),
         case("object-store-credentials", store, {"credentialsSecret": "Backup_S3"}, "credentialsSecret",
              "is not a DNS label", "ObjectStoreTarget.credentials_secret:dns_label"),
-        case("backup-retention-words", backup, {"retention": "30 days"}, "retention", "should match pattern",
-             "PostgresBackupSettings.retention:pattern"),
-        case("backup-retention-years", backup, {"retention": "1y"}, "retention", "should match pattern"),
+        case("backup-retention-words", backup, {"retention": "30 days"}, "retention",
+             "'30 days' is not a number of days, weeks or months such as '30d', '4w' or '6m'",
+             "PostgresBackupSettings.retention:retention_policy"),
+        case("backup-retention-years", backup, {"retention": "1y"}, "retention", "'1y' is not a number of days"),
         case("backup-schedule-sunday-as-seven", backup, {"schedule": "0 3 * * 7"}, "schedule",
              "write Sunday as 0", "postgres.backup.schedule:sunday-as-seven"),
-        case("backup-retention-zero", backup, {"retention": "0d"}, "retention", "should match pattern"),
+        case("backup-retention-zero", backup, {"retention": "0d"}, "retention", "'0d' is not a number of days"),
         case("backup-in-cluster-to-a-volume", backup, {"target": "volume", "objectStore": None}, "target",
              "volume keeps the backups in the cluster they protect", "postgres.backup.target:in-cluster-volume"),
         case("postgres-instances-zero", pg, {"instances": 0}, "instances", "greater than or equal to 1 (got 0)",
@@ -963,3 +964,16 @@ def test_cross_key_problems_are_reported_together():
         "services.chatai", "services.wallet.resources.requests.memory",
         *("tiers.support.replicas.min" for _ in range(18)),
     ]
+
+
+def test_a_pooler_beyond_the_most_pgbouncers_is_refused_with_advice_that_can_be_followed():
+    # 13 support services x 10 connections per pod x 70 pods: 9100 clients, 10 PgBouncers of 1000 each, and a
+    # Pooler may run 9 at most: the only way out is fewer client pods.
+    quota = {"pods": 5000, "requestsCpu": "800", "requestsMemory": "2000Gi", "limitsMemory": "4000Gi"}
+    change = {"tiers": {"support": {"replicas": {"max": 70}}}, "environment": {"quota": quota}}
+    [(path, message)] = problems(stack_with("production", change), "production")
+    assert path == "postgres.pooler.instances"
+    assert message.endswith(
+        "; 10 PgBouncers per Pooler would be needed, more than postgres.pooler.instances allows (at most 9): "
+        "lower tiers.support.replicas.max or the replicas.max of its largest services")
+    assert "raise postgres.pooler.instances" not in message

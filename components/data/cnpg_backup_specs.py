@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from settings.base import checked, dns_label, secret_key
-from settings.postgres_backup import RETENTION, s3_url
+from settings.postgres_backup import retention_policy, s3_url
 
 #: ``targetTime`` with its offset: PostgreSQL reads a bare time in the server's zone, which is easy to get wrong.
 _TARGET_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)$")
@@ -69,9 +69,7 @@ class BarmanStore:
         check_name("credentials Secret", self.credentials_secret)
         if self.region_key is not None:
             checked("region key", secret_key, self.region_key)
-        if not re.match(RETENTION, self.retention):
-            raise ValueError(f"retention {self.retention!r} must be a number of days, weeks or months such as "
-                             f"'30d', '4w' or '6m' (CloudNativePG's pattern {RETENTION})")
+        checked("retention", retention_policy, self.retention)
         if self.wal_compression not in WAL_COMPRESSIONS:
             raise ValueError(f"WAL compression {self.wal_compression!r} is not one of {', '.join(WAL_COMPRESSIONS)}")
         if self.data_compression not in DATA_COMPRESSIONS:
