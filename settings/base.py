@@ -73,7 +73,8 @@ def _hostname(value: str) -> str:
     return value
 
 
-def _image_tag(value: str) -> str:
+def image_tag(value: str) -> str:
+    """An image's exact version: a tag other than ``latest``."""
     if not _IMAGE_TAG.match(value):
         raise ValueError(f"{value!r} is not a valid image tag (letters, digits, '_', '.', '-', not starting with "
                          "'.' or '-', at most 128 characters)")
@@ -82,7 +83,7 @@ def _image_tag(value: str) -> str:
     return value
 
 
-def _digest(value: str) -> str:
+def image_digest(value: str) -> str:
     if not _DIGEST.match(value):
         raise ValueError(f"{value!r} is not an image digest of the form 'sha256:<64 hex digits>'")
     return value
@@ -131,8 +132,8 @@ def _k8s_version(value: str) -> str:
 
 DnsLabel = Annotated[str, AfterValidator(dns_label)]
 Hostname = Annotated[str, AfterValidator(_hostname)]
-ImageTag = Annotated[str, AfterValidator(_image_tag)]
-ImageDigest = Annotated[str, AfterValidator(_digest)]
+ImageTag = Annotated[str, AfterValidator(image_tag)]
+ImageDigest = Annotated[str, AfterValidator(image_digest)]
 Registry = Annotated[str, AfterValidator(_registry)]
 KubernetesVersion = Annotated[str, AfterValidator(_k8s_version)]
 LabelKey = Annotated[str, AfterValidator(_label_key)]

@@ -8,22 +8,24 @@ from typing import Annotated
 
 from pydantic import AfterValidator
 
-from settings.base import is_dns_name
+from settings.base import checked, image_digest, image_tag, is_dns_name
 
 _CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
 
 
 def pinned_image(value: str) -> str:
-    """An image reference with an exact version: a tag other than ``latest``, or a digest."""
-    if "@" in value:
-        if not re.fullmatch(r"[^@\s]+@sha256:[a-f0-9]{64}", value):
+    """A whole image reference with an exact version: its tag or its digest, each by the rule of the
+    services' images (:func:`settings.base.image_tag`, :func:`settings.base.image_digest`)."""
+    repository, at, digest = value.partition("@")
+    if at:
+        if not repository or any(c.isspace() for c in repository):
             raise ValueError(f"{value!r}: a digest reference is '<repository>@sha256:<64 hex digits>'")
+        checked(repr(value) + ":", image_digest, digest)
         return value
-    name = value.rsplit("/", 1)[-1]
-    if ":" not in name or not re.fullmatch(r"[^\s:]+:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", name):
+    name, colon, tag = value.rsplit("/", 1)[-1].partition(":")
+    if not (name and colon) or any(c.isspace() for c in name):
         raise ValueError(f"{value!r} has no version tag; pin one, such as 'postgres:16.4-bookworm'")
-    if name.endswith(":latest"):
-        raise ValueError(f"{value!r}: 'latest' is not a pinned version; use a release tag")
+    checked(repr(value) + ":", image_tag, tag)
     return value
 
 

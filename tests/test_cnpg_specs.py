@@ -274,7 +274,8 @@ def test_recovery_builds_a_new_cluster_from_the_source_folder_up_to_the_target_t
      "image 'postgres:16.4-bookworm' has no barman-cloud: use a CloudNativePG operand image such as "
      "ghcr.io/cloudnative-pg/postgresql:16.4"),
     (lambda: dataclasses.replace(PRODUCTION, image="ghcr.io/cloudnative-pg/postgresql:latest"),
-     "image 'ghcr.io/cloudnative-pg/postgresql:latest': 'latest' is not a pinned version; use a release tag"),
+     "image 'ghcr.io/cloudnative-pg/postgresql:latest': 'latest' is not a pinned version; use a release tag such "
+     "as '2024.12.1'"),
     (lambda: dataclasses.replace(PRODUCTION, resources={"limits": {"cpu": "4", "memory": "4Gi"}}),
      "cluster resources must have requests and limits, of cpu and memory only: {'limits': {'cpu': '4', "
      "'memory': '4Gi'}}"),

@@ -135,7 +135,8 @@ def test_an_external_server_may_be_an_ip_address_with_its_own_port():
     ("postgres", "has no version tag"),
     ("postgres:latest", "'latest' is not a pinned version"),
     ("registry.example.com:5000/postgres", "has no version tag"),
-    ("postgres@sha256:abc", "a digest reference is"),
+    ("postgres@sha256:abc", "is not an image digest"),
+    ("@sha256:" + "a" * 64, "a digest reference is"),
 ])
 def test_images_are_pinned(image, message):
     assert message in error(PostgresSettings, {"image": image})

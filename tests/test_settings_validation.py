@@ -392,7 +392,7 @@ def _environment_cases() -> list[Any]:
              "EnvironmentSettings.domain:_hostname"),
         case("domain-uppercase", env, {"domain": "Staging.Codai.dev"}, "domain", "not a valid DNS hostname"),
         case("release-latest", env, {"release": "latest"}, "release", "'latest' is not a pinned version",
-             "EnvironmentSettings.release:_image_tag"),
+             "EnvironmentSettings.release:image_tag"),
         case("release-not-a-tag", env, {"release": "2024 12"}, "release", "is not a valid image tag"),
         case("registry-uppercase", env, {"imageRegistry": "GHCR.io/Codai"}, "imageRegistry",
              "is not an image registry path", "EnvironmentSettings.image_registry:_registry"),
@@ -510,11 +510,11 @@ def _rollout_cases() -> list[Any]:
     svc, rollout = f"services.{SERVICE}", f"services.{SERVICE}.rollout"
     return [
         case("image-tag-invalid", f"{svc}.image", {"tag": "-rc1"}, "tag", "'-rc1' is not a valid image tag (letters",
-             "ImageOverride.tag:_image_tag"),
+             "ImageOverride.tag:image_tag"),
         case("image-tag-latest", f"{CANARY}.image", {"tag": "latest"}, "tag", "'latest' is not a pinned version"),
         case("image-digest-malformed", f"{svc}.image", {"digest": "sha256:abc"}, "digest",
              "'sha256:abc' is not an image digest of the form 'sha256:<64 hex digits>'",
-             "ImageOverride.digest:_digest"),
+             "ImageOverride.digest:image_digest"),
         case("image-digest-uppercase", f"{rollout}.blueGreen.green", {"digest": DIGEST.upper()}, "digest",
              "is not an image digest"),
         case("strategy-unknown", rollout, {"strategy": "linear"}, "strategy", "'rolling', 'canary' or 'blueGreen'",
@@ -668,7 +668,7 @@ def _server_cases(server: str) -> list[Any]:
         case(f"{server}-image-latest", server, {"image": f"{image}:latest"}, "image",
              "'latest' is not a pinned version"),
         case(f"{server}-image-bad-digest", server, {"image": f"{image}@sha256:abc"}, "image",
-             "a digest reference is '<repository>@sha256:<64 hex digits>'"),
+             "'sha256:abc' is not an image digest of the form 'sha256:<64 hex digits>'"),
         *([case(f"{server}-exporter-unpinned", server, {"exporterImage": "registry.example.com:5000/exporter"},
                 "exporterImage", "has no version tag", f"{model}.exporter_image:pinned_image")]
           if server == "redis" else []),
