@@ -50,8 +50,12 @@ class HealthProbe:
 class DependencyProvider(Protocol):
     """A component that serves a shared dependency to the services that declare it."""
 
-    dependency: Dependency
     health: HealthProbe
+
+    @property
+    def dependency(self) -> Dependency:
+        """The dependency served: its health probe's."""
+        ...
 
     def binding_for(self, service: str) -> DependencyBinding:
         """The binding of ``service``; raises KeyError for a service that did not declare it."""

@@ -40,7 +40,6 @@ class Postgres(DataComponent[PostgresSettings]):
     """The platform's PostgreSQL; ``binding_for(service)`` hands each client its Secret and egress rule."""
 
     type_token = "codai:data:Postgres"
-    dependency = Dependency.POSTGRES
     health = HealthProbe(Dependency.POSTGRES, "cnpg_collector_up", "PostgreSQL")
     role = "database"
     port = Port("postgres", 5432)

@@ -75,8 +75,8 @@ class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
 
     #: The Pulumi type of the component: part of every child's URN.
     type_token: str
-    dependency: Dependency
-    #: How its exporter says the server is reachable (the data tier's probe, Down alert and panel).
+    #: How its exporter says the server is reachable (the data tier's probe, Down alert and panel); it also
+    #: names the dependency served, so the two cannot disagree.
     health: HealthProbe
     #: ``database`` or ``cache``: the ``app.kubernetes.io/component`` of the server pod.
     role: str
@@ -105,6 +105,10 @@ class DataComponent(PlatformComponent, Generic[ServerSettingsT]):
     def build(self) -> None:
         """Creates the component's objects and registers its outputs."""
         raise NotImplementedError
+
+    @property
+    def dependency(self) -> Dependency:
+        return self.health.dependency
 
     # --- names, labels, metadata ------------------------------------------------------------
 

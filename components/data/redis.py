@@ -48,7 +48,6 @@ class Redis(DataComponent[RedisSettings]):
     """The platform's Redis; ``binding_for(service)`` hands each client its Secret and egress rule."""
 
     type_token = "codai:data:Redis"
-    dependency = Dependency.REDIS
     health = HealthProbe(Dependency.REDIS, "redis_up", "Redis")
     role = "cache"
     port = Port("redis", 6379)
