@@ -1,7 +1,7 @@
 """The data tier's generated files and scripts, run against real PostgreSQL and Redis servers.
 
 PostgreSQL starts from the tests' oracle of the old in-cluster server (tests/oracles/postgres_server.py:
-its postgresql.conf and pg_hba.conf, the rules CloudNativePG's Cluster now holds, and the exporter's
+its postgresql.conf and pg_hba.conf, which ends in the Cluster's own lines, and the exporter's
 login and closed shared databases its bootstrap added to the program's).
 
 Servers start on loopback, on free ports, in temporary directories. PostgreSQL refuses to run
@@ -88,8 +88,9 @@ class Postgres:
     root: Path
     port: int
     account: tuple[int, int] | None
-    #: Lines after the oracle's pg_hba.conf (a pooler's lookup role, as CloudNativePG's own rules admit it).
-    extra_hba: str = ""
+    #: pg_hba lines of CloudNativePG's own for further roles (a pooler's lookup role): the oracle puts them
+    #: ahead of the program's lines, as the operator does, since its final reject would refuse them.
+    operator_hba: tuple[str, ...] = ()
 
     @property
     def socket_dir(self) -> Path:
@@ -105,7 +106,7 @@ class Postgres:
         """Copies ``template`` (an initdb'd data directory: much faster than initdb) and starts on it."""
         self.socket_dir.mkdir()
         hba = self.root / "pg_hba.conf"
-        hba.write_text(postgres_server.pg_hba_conf(ADMIN, MONITOR_ROLE) + self.extra_hba)
+        hba.write_text(postgres_server.pg_hba_conf(ADMIN, MONITOR_ROLE, self.operator_hba))
         conf = self.root / "postgresql.conf"
         paths = postgres_server.PostgresPaths(hba_file=str(hba), socket_dir=str(self.socket_dir), port=self.port)
         conf.write_text(postgres_server.postgresql_conf(paths, memory_limit=Memory.parse("1Gi"), max_connections=50))
@@ -260,15 +261,18 @@ def test_the_bootstrap_never_drops_or_deletes():
 def test_a_service_reaches_its_own_database_only(primary: Postgres, secrets: Secrets):
     codai = {"user": "codai", "password": secrets.passwords["codai"]}
     denied = primary.psql("SELECT 1", database="wallet", check=False, **codai)
-    assert denied.returncode != 0 and 'no pg_hba.conf entry for host "127.0.0.1", user "codai", database "wallet"' \
-        in denied.stderr
+    # Refused by cnpg_specs.SERVICE_HBA's own final reject: in the cluster the operator's default
+    # line follows ours, so a connection no line of ours matched would get past pg_hba there.
+    assert denied.returncode != 0 and 'pg_hba.conf rejects connection for host "127.0.0.1", user "codai", ' \
+        'database "wallet"' in denied.stderr
     for shared in postgres_server.SHARED_DATABASES:
         refused = primary.psql("SELECT 1", database=shared, check=False, **codai)
-        assert "no pg_hba.conf entry" in refused.stderr
+        assert "pg_hba.conf rejects connection" in refused.stderr
     # pg_hba.conf holds even where a GRANT would let the role in (the bootstrap's REVOKE undone by hand).
     primary.psql('GRANT CONNECT ON DATABASE "wallet" TO codai')
     try:
-        assert "no pg_hba.conf entry" in primary.psql("SELECT 1", database="wallet", check=False, **codai).stderr
+        assert "pg_hba.conf rejects connection" in primary.psql("SELECT 1", database="wallet", check=False,
+                                                                **codai).stderr
     finally:
         primary.psql('REVOKE CONNECT ON DATABASE "wallet" FROM codai')
     # Even with a table handed over explicitly, reading another database needs a connection to it.
@@ -281,6 +285,20 @@ def test_a_service_reaches_its_own_database_only(primary: Postgres, secrets: Sec
                      password=secrets.passwords["wallet"])
     wrong = primary.psql("SELECT 1", database="codai", user="codai", password="not-the-password", check=False)
     assert "password authentication failed" in wrong.stderr
+
+
+def test_a_password_stored_as_md5_does_not_log_in(primary: Postgres, secrets: Secrets):
+    """SCRAM only. Under ``md5`` PostgreSQL still runs SCRAM for a password stored as SCRAM, so only
+    a password stored as MD5 (an old role's, or one set with password_encryption = md5) tells the
+    two methods apart: ``md5`` would let it in, ``scram-sha-256`` never does."""
+    current, legacy = secrets.passwords["codai"], "an-md5-stored-password"
+    primary.psql(f"SET password_encryption = 'md5'; ALTER ROLE codai PASSWORD {sql.quote_literal(legacy)}")
+    try:
+        refused = primary.psql("SELECT 1", database="codai", user="codai", password=legacy, check=False)
+        assert refused.returncode != 0 and 'password authentication failed for user "codai"' in refused.stderr
+    finally:
+        primary.psql(f"ALTER ROLE codai PASSWORD {sql.quote_literal(current)}")
+    assert primary.psql("SELECT 1", database="codai", user="codai", password=current).stdout.strip() == "1"
 
 
 def test_the_monitor_role_reads_statistics_and_no_data(primary: Postgres, secrets: Secrets):

@@ -261,9 +261,9 @@ def start_server(pg_bin: Path, account: tuple[int, int] | None, cleanup: ExitSta
     template.as_server(str(pg_bin / "initdb"), "-D", "data", "-U", ADMIN, "--no-sync", "-E", "UTF8",
                        "--locale=C", "--auth=reject")
     # The pooler's lookup role reaches every database (PgBouncer 1.18 runs auth_query in each), as
-    # CloudNativePG's own pg_hba rules admit it ahead of ours.
-    lookup = "".join(f"host all {AUTH_ROLE} {address} scram-sha-256\n" for address in ("0.0.0.0/0", "::/0"))
-    server = Postgres(pg_bin, private_dir("codai-pgb-", account), free_port(), account, extra_hba=lookup)
+    # CloudNativePG's own pg_hba rules admit it ahead of ours (by certificate there, SCRAM here).
+    lookup = (f"host all {AUTH_ROLE} all scram-sha-256",)
+    server = Postgres(pg_bin, private_dir("codai-pgb-", account), free_port(), account, operator_hba=lookup)
 
     def stop() -> None:
         pid_file = server.root / "data" / "postmaster.pid"
@@ -420,9 +420,10 @@ def test_200_clients_share_the_pools_and_the_server_never_sees_more(pooler: Stac
 def test_a_service_cannot_reach_another_database_through_the_pooler(pooler: Stack):
     assert pooler.through_pooler("codai", "codai").stdout.strip() == "codai@codai"
     denied = pooler.through_pooler("codai", "wallet")
-    # The server's pg_hba.conf refuses codai's role on wallet's database; PgBouncer passes that on.
-    assert denied.returncode != 0 and 'no pg_hba.conf entry for host "127.0.0.1", user "codai", database "wallet"' \
-        in denied.stderr
+    # The server's pg_hba.conf (cnpg_specs.SERVICE_HBA's final reject) refuses codai's role on wallet's
+    # database; PgBouncer passes that on.
+    assert denied.returncode != 0 and 'pg_hba.conf rejects connection for host "127.0.0.1", user "codai", ' \
+        'database "wallet"' in denied.stderr
     # A database the ini does not list is refused by PgBouncer itself, which says no more than that.
     shared = pooler.through_pooler("codai", "postgres")
     assert shared.returncode != 0 and "SASL authentication failed" in shared.stderr
