@@ -171,9 +171,11 @@ def test_pg_hba_is_exactly_this():
         "host    all       postgres       ::/0       scram-sha-256\n"
         "host    postgres  codai_monitor  0.0.0.0/0  scram-sha-256\n"
         "host    postgres  codai_monitor  ::/0       scram-sha-256\n"
-        "# The program's own lines (cnpg_specs.SERVICE_HBA), last, as the operator places them.\n"
+        "# The program's own lines (cnpg_specs.SERVICE_HBA), where the operator places them.\n"
         "host sameuser all all scram-sha-256\n"
-        "host all all all reject\n")
+        "host all all all reject\n"
+        "# The operator's default rule, after the program's: reached only if they admit or refuse nothing.\n"
+        "host all all all scram-sha-256\n")
 
 
 def test_stack_parameters_win_and_values_are_quoted():
@@ -188,6 +190,9 @@ def test_network_connections_always_authenticate_and_reach_only_their_database()
     lookup = "host all cnpg_pooler_pgbouncer all scram-sha-256"
     text = postgres_server.pg_hba_conf("postgres", "codai_monitor", (lookup,))
     hba = [line.split() for line in text.splitlines() if line and not line.startswith("#")]
+    # The operator's default rule comes after the program's reject, which it can never outrun.
+    assert hba[-1] == postgres_server.OPERATOR_DEFAULT_RULE.split()
+    hba = hba[:-1]
     admitted = [rule for rule in hba if rule[0] == "host" and rule[-1] != "reject"]
     assert {rule[-1] for rule in admitted} == {"scram-sha-256"}
     # Only the administrator and the pooler's lookup role reach every database; a service's role only
@@ -195,9 +200,9 @@ def test_network_connections_always_authenticate_and_reach_only_their_database()
     assert sorted({(rule[1], rule[2]) for rule in admitted}) == [
         ("all", "cnpg_pooler_pgbouncer"), ("all", "postgres"), ("postgres", "codai_monitor"), ("sameuser", "all")]
     assert [rule for rule in hba if rule[-1] == "trust"] == [["local", "all", "postgres", "trust"]]
-    # The program's own lines come last, verbatim, and end in the reject that refuses everything else;
-    # the operator's lines go before them, where PostgreSQL still reaches them.
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    # The program's own lines come verbatim just before the operator's default rule, and end in the reject
+    # that refuses everything else; the operator's other lines go before them, where PostgreSQL reaches them.
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")][:-1]
     assert lines[-len(SERVICE_HBA):] == list(SERVICE_HBA)
     assert hba[-1] == ["host", "all", "all", "all", "reject"]
     assert lines.index(lookup) < lines.index(SERVICE_HBA[0])

@@ -79,13 +79,20 @@ def _conf_value(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+#: The last line CloudNativePG writes into every pg_hba.conf (pkg/postgres/configuration.go, "DEFAULT
+#: RULES", at v1.29.1), after the Cluster's own ``pg_hba`` (PostgreSQL 14 and later).
+OPERATOR_DEFAULT_RULE = "host all all all scram-sha-256"
+
+
 def pg_hba_conf(admin_user: str, monitor_role: str, operator_lines: Sequence[str] = ()) -> str:
     """Who may connect to which database, and how: CloudNativePG's lines, then the program's.
 
     PostgreSQL takes the first line that matches. The operator writes its own lines first (its
-    ``local`` lines, its certificate logins), then ``cnpg_specs.SERVICE_HBA``; the first lines here
-    stand in for the operator's, and ``SERVICE_HBA`` follows verbatim and last, so that a test server
-    refuses what the cluster refuses by the program's own final ``reject``. A service's role and its
+    ``local`` lines, its certificate logins), then ``cnpg_specs.SERVICE_HBA``, then its default rule
+    (:data:`OPERATOR_DEFAULT_RULE`); the first lines here stand in for the operator's, ``SERVICE_HBA``
+    follows verbatim, and the default rule ends the file as in the cluster, so that a test server
+    admits exactly what the cluster admits: without the program's final ``reject``, the default
+    rule would let every role try every database. A service's role and its
     database share a name (``sql.identifier``): ``sameuser`` lets each role reach its own database
     and no other, whatever a GRANT says. The bootstrap's REVOKEs say the same a second time, in the
     catalog.
@@ -108,8 +115,10 @@ def pg_hba_conf(admin_user: str, monitor_role: str, operator_lines: Sequence[str
         "# logins), the exporter's role to the postgres database, where it reads statistics.\n"
         + "".join(f"{rule}\n" for rule in rules[1:])
         + "".join(f"{line}\n" for line in operator_lines)
-        + "# The program's own lines (cnpg_specs.SERVICE_HBA), last, as the operator places them.\n"
+        + "# The program's own lines (cnpg_specs.SERVICE_HBA), where the operator places them.\n"
         + "".join(f"{line}\n" for line in SERVICE_HBA)
+        + "# The operator's default rule, after the program's: reached only if they admit or refuse nothing.\n"
+        + f"{OPERATOR_DEFAULT_RULE}\n"
     )
 
 
