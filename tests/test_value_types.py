@@ -22,6 +22,7 @@ from settings.base import (
     dns_label,
     duration_seconds,
 )
+from settings.data_values import Host
 from settings.quantities import Cpu, Memory
 from settings.workload import Resources
 
@@ -61,6 +62,14 @@ def test_a_hostname_has_two_labels_or_more_of_63_characters_and_253_in_all():
     for bad in ("codai", f"{'a' * 64}.dev", f"{longest}.abcdef"):
         assert refusal(Hostname, bad) == (
             f"{bad!r} is not a valid DNS hostname such as 'staging.codai.dev' (lowercase, dotted)")
+
+
+def test_a_data_server_host_may_be_one_label_a_dotted_name_or_an_address():
+    """A managed server's host: a Service's own name in the namespace is one label; a domain needs no dot."""
+    for host in ("postgres-primary", "db.internal.example.com", "10.0.4.7", "fd00::7"):
+        assert accepts(Host, host)
+    for bad in ("Postgres", "db..example.com", f"{'a' * 64}.example.com", "db_primary"):
+        assert refusal(Host, bad) == f"{bad!r} is neither a lowercase DNS name nor an IP address"
 
 
 def test_an_image_tag_is_refused_with_its_rule_and_latest_with_a_hint():
