@@ -152,7 +152,7 @@ def test_catalog_has_29_services_in_three_tiers():
     assert [s.name for s in CATALOG.in_tier(Tier.CORE)] == ["codai", "logai", "memorai"]
     assert len(CATALOG.in_tier(Tier.BUSINESS)) == 8
     assert len(CATALOG.in_tier(Tier.SUPPORT)) == 18
-    assert "aide" in CATALOG  # the seed's AIDE, made Kubernetes-safe
+    assert "aide" in CATALOG  # the AIDE service, named in the lowercase a DNS label needs
 
 
 def test_stack_config_is_decoded_one_way_for_the_program_and_the_tools():
